@@ -1,0 +1,25 @@
+"""xpnet: a multi-layer perceptron written once, run on any array library.
+
+The forward and backward passes are written against the Python Array API
+standard, so the same code trains on NumPy, CuPy, PyTorch, JAX and
+array_api_strict.
+"""
+
+from __future__ import annotations
+
+from ._backends import BACKENDS, BackendInfo, available_backends
+from ._exceptions import BackendFallbackWarning, BackendUnavailableError
+from ._fit import fit
+from ._model import Model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BACKENDS",
+    "BackendFallbackWarning",
+    "BackendInfo",
+    "BackendUnavailableError",
+    "Model",
+    "available_backends",
+    "fit",
+]

@@ -1,0 +1,433 @@
+"""Backend selection, device probing and transfers.
+
+This is the only module that knows the array libraries by name.  Everything
+else receives an Array API namespace ``xp`` and a device, and stays portable.
+
+Each library has one small adapter class, imported lazily: a missing or broken
+library is a normal situation that :func:`available_backends` reports, never a
+crash at ``import xpnet``.  Probing a library (importing it and finding a usable
+device, which can take seconds for CUDA) happens once per process and is cached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import warnings
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Callable
+
+import array_api_compat
+import numpy as np
+
+from ._exceptions import BackendFallbackWarning, BackendUnavailableError
+
+__all__ = ["BACKENDS", "BackendInfo", "Target", "available_backends"]
+
+#: Names accepted by ``backend=``, besides ``None`` and ``"auto"``.
+BACKENDS = ("numpy", "cupy", "torch", "jax", "array_api_strict")
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What :func:`available_backends` knows about one backend.
+
+    Attributes
+    ----------
+    name : str
+        The backend's name, as accepted by ``backend=``.
+    installed : bool
+        Whether its package imports.
+    version : str or None
+        The package version, when installed.
+    devices : tuple of str
+        Its usable devices; empty when there is none.
+    reason : str or None
+        Why the backend cannot be used, or None when it can.
+    """
+
+    name: str
+    installed: bool
+    version: str | None
+    devices: tuple[str, ...]
+    reason: str | None
+
+    @property
+    def usable(self) -> bool:
+        """True when the package imports and has at least one usable device."""
+        return self.installed and bool(self.devices)
+
+
+class _NoDevice(Exception):
+    """A backend is installed but the requested device cannot be used."""
+
+
+class _Adapter:
+    """How xpnet talks to one array library.  Subclasses fill in the details."""
+
+    name: str = ""
+    module: str = ""
+
+    def load(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+    def device_names(self, mod: ModuleType) -> tuple[str, ...]:
+        return ("cpu",)
+
+    def owns(self, x: Any) -> bool:
+        raise NotImplementedError
+
+    def namespace(self) -> ModuleType:
+        """The library's Array API namespace (array-api-compat's wrapper)."""
+        return importlib.import_module(f"array_api_compat.{self.module}")
+
+    def device(self, requested: Any) -> Any:
+        """Return the device object for ``requested`` (None: the default)."""
+        if requested is None or str(requested) == "cpu":
+            return "cpu"
+        raise _NoDevice(f"{self.name} has only the 'cpu' device, not {requested!r}")
+
+    def from_host(self, a: np.ndarray, device: Any) -> Any:
+        raise NotImplementedError
+
+    def to_host(self, x: Any) -> np.ndarray:
+        return np.asarray(x)
+
+    def has_float64(self, device: Any) -> bool:
+        return True
+
+    def activate(self, device: Any) -> contextlib.AbstractContextManager:
+        """A context in which work runs on ``device`` (needed by CuPy only)."""
+        return contextlib.nullcontext()
+
+    def jit(self, fn: Callable) -> Callable:
+        """Compile a pure function of arrays, where the library can."""
+        return fn
+
+
+class _NumPy(_Adapter):
+    name = module = "numpy"
+
+    def owns(self, x: Any) -> bool:
+        return array_api_compat.is_numpy_array(x)
+
+    def from_host(self, a: np.ndarray, device: Any) -> Any:
+        return np.asarray(a)
+
+
+class _CuPy(_Adapter):
+    name = module = "cupy"
+
+    def device_names(self, mod: ModuleType) -> tuple[str, ...]:
+        try:
+            count = mod.cuda.runtime.getDeviceCount()
+        except Exception as exc:  # no driver, or a driver too old for this CuPy
+            raise _NoDevice(f"CuPy is installed but CUDA is not usable: {exc}") from None
+        if count == 0:
+            raise _NoDevice("CuPy is installed but no CUDA device was found")
+        try:  # a device can be listed yet unusable (wrong CUDA build, no kernels)
+            with mod.cuda.Device(0):
+                float((mod.arange(3.0) * 2.0).sum())
+        except Exception as exc:
+            raise _NoDevice(f"CuPy found a CUDA device but cannot run on it: {exc}") from None
+        return tuple(f"cuda:{i}" for i in range(count))
+
+    def owns(self, x: Any) -> bool:
+        return array_api_compat.is_cupy_array(x)
+
+    def device(self, requested: Any) -> Any:
+        cupy = self.load()
+        if requested is None:
+            return cupy.cuda.Device(0)
+        if isinstance(requested, cupy.cuda.Device):
+            return requested
+        text = str(requested)
+        index = text.removeprefix("cuda").lstrip(":") or "0"
+        if not index.isdigit():
+            raise _NoDevice(f"{requested!r} is not a CUDA device; use an int or 'cuda:N'")
+        if int(index) >= cupy.cuda.runtime.getDeviceCount():
+            raise _NoDevice(f"there is no CUDA device {requested!r}")
+        return cupy.cuda.Device(int(index))
+
+    def from_host(self, a: np.ndarray, device: Any) -> Any:
+        cupy = self.load()
+        with self.activate(device):
+            return cupy.asarray(a)
+
+    def to_host(self, x: Any) -> np.ndarray:
+        return x.get()
+
+    def activate(self, device: Any) -> contextlib.AbstractContextManager:
+        return device if device is not None else contextlib.nullcontext()
+
+
+class _Torch(_Adapter):
+    name = module = "torch"
+
+    def device_names(self, mod: ModuleType) -> tuple[str, ...]:
+        names = ["cpu"]
+        if mod.cuda.is_available():
+            names += [f"cuda:{i}" for i in range(mod.cuda.device_count())]
+        if mod.backends.mps.is_available():
+            names.append("mps")
+        return tuple(names)
+
+    def owns(self, x: Any) -> bool:
+        return array_api_compat.is_torch_array(x)
+
+    def device(self, requested: Any) -> Any:
+        torch = self.load()
+        if requested is None:  # the GPU when there is one: that is why people ask for torch
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            dev = torch.device(requested)
+        except (RuntimeError, TypeError) as exc:
+            raise _NoDevice(f"{requested!r} is not a torch device: {exc}") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise _NoDevice("torch is installed but CUDA is not available")
+        if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+            raise _NoDevice(f"there is no CUDA device {requested!r}")
+        if dev.type == "mps" and not torch.backends.mps.is_available():
+            raise _NoDevice("torch is installed but MPS is not available")
+        return dev
+
+    def from_host(self, a: np.ndarray, device: Any) -> Any:
+        torch = self.load()
+        return torch.asarray(a, device=device)
+
+    def to_host(self, x: Any) -> np.ndarray:
+        return x.detach().cpu().resolve_conj().numpy()
+
+    def has_float64(self, device: Any) -> bool:
+        return getattr(device, "type", str(device)) != "mps"
+
+
+class _Jax(_Adapter):
+    name = module = "jax"
+
+    def device_names(self, mod: ModuleType) -> tuple[str, ...]:
+        return tuple(str(d) for d in mod.devices())
+
+    def owns(self, x: Any) -> bool:
+        return array_api_compat.is_jax_array(x)
+
+    def device(self, requested: Any) -> Any:
+        jax = self.load()
+        if requested is None:
+            return jax.devices()[0]
+        if not isinstance(requested, str):
+            return requested  # already a jax Device
+        platform, _, index = requested.partition(":")
+        try:
+            devices = jax.devices(platform)
+        except RuntimeError as exc:
+            raise _NoDevice(f"jax has no {platform!r} device: {exc}") from None
+        i = int(index) if index.isdigit() else 0
+        if i >= len(devices):
+            raise _NoDevice(f"jax has no device {requested!r}")
+        return devices[i]
+
+    def from_host(self, a: np.ndarray, device: Any) -> Any:
+        jax = self.load()
+        return jax.device_put(a, device)
+
+    def namespace(self) -> ModuleType:
+        return importlib.import_module("jax.numpy")  # compliant as it stands
+
+    def has_float64(self, device: Any) -> bool:
+        return bool(self.load().config.read("jax_enable_x64"))
+
+    def jit(self, fn: Callable) -> Callable:
+        return self.load().jit(fn)
+
+
+class _ArrayApiStrict(_Adapter):
+    name = module = "array_api_strict"
+
+    def device_names(self, mod: ModuleType) -> tuple[str, ...]:
+        return tuple(d._device for d in mod.__array_namespace_info__().devices())
+
+    def owns(self, x: Any) -> bool:
+        return type(x).__module__.startswith("array_api_strict")
+
+    def device(self, requested: Any) -> Any:
+        xps = self.load()
+        if requested is None:
+            return xps.__array_namespace_info__().default_device()
+        if isinstance(requested, xps.Device):
+            return requested
+        try:
+            return xps.Device(str(requested))
+        except ValueError as exc:
+            raise _NoDevice(str(exc)) from None
+
+    def namespace(self) -> ModuleType:
+        return self.load()
+
+    def from_host(self, a: np.ndarray, device: Any) -> Any:
+        return self.load().asarray(a, device=device)
+
+    def to_host(self, x: Any) -> np.ndarray:
+        xps = self.load()
+        return np.asarray(x.to_device(xps.__array_namespace_info__().default_device()))
+
+    def has_float64(self, device: Any) -> bool:
+        return "float64" in self.load().__array_namespace_info__().dtypes(device=device)
+
+
+_ADAPTERS: dict[str, _Adapter] = {
+    a.name: a for a in (_NumPy(), _CuPy(), _Torch(), _Jax(), _ArrayApiStrict())
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _probe(name: str) -> BackendInfo:
+    """Import a backend and list its usable devices; cached for the process."""
+    adapter = _ADAPTERS[name]
+    try:
+        mod = adapter.load()
+    except Exception as exc:  # ImportError, or a broken install failing on import
+        return BackendInfo(name, False, None, (), f"{name} is not installed ({exc})")
+    version = getattr(mod, "__version__", None)
+    try:
+        devices = adapter.device_names(mod)
+    except _NoDevice as exc:
+        return BackendInfo(name, True, version, (), str(exc))
+    return BackendInfo(name, True, version, devices, None)
+
+
+def available_backends() -> dict[str, BackendInfo]:
+    """Report every backend xpnet knows: installed or not, its devices, why not.
+
+    Returns
+    -------
+    dict of str to BackendInfo
+        Keyed by backend name, in the order of :data:`BACKENDS`.
+
+    Examples
+    --------
+    >>> import xpnet
+    >>> xpnet.available_backends()["numpy"].usable
+    True
+    """
+    return {name: _probe(name) for name in BACKENDS}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where arrays live and math runs: a backend, its namespace and a device."""
+
+    name: str
+    xp: ModuleType
+    device: Any
+
+    @property
+    def adapter(self) -> _Adapter:
+        return _ADAPTERS[self.name]
+
+    def activate(self) -> contextlib.AbstractContextManager:
+        return self.adapter.activate(self.device)
+
+    def has_float64(self) -> bool:
+        return self.adapter.has_float64(self.device)
+
+    def asarray(self, x: Any, dtype: Any = None) -> Any:
+        """``x`` (from any backend, or a list) as an array here, cast to ``dtype``."""
+        if adapter_of(x) is self.adapter and same_device(device_of(x), self.device):
+            arr = x
+        else:
+            arr = self.adapter.from_host(to_host(x), self.device)
+        if dtype is not None and arr.dtype != dtype:
+            arr = self.xp.astype(arr, dtype)
+        return arr
+
+    def jit(self, fn: Callable) -> Callable:
+        return self.adapter.jit(fn)
+
+
+def _target(name: str, requested_device: Any) -> Target:
+    """Build a Target, raising _NoDevice when the device is not usable."""
+    adapter = _ADAPTERS[name]
+    info = _probe(name)
+    if not info.installed or not info.devices:
+        raise _NoDevice(info.reason)
+    dev = adapter.device(requested_device)
+    return Target(name, adapter.namespace(), dev)
+
+
+def adapter_of(x: Any) -> _Adapter | None:
+    """The adapter of the library that owns array ``x``; None for non-arrays."""
+    for adapter in _ADAPTERS.values():
+        if adapter.owns(x):
+            return adapter
+    return None
+
+
+def device_of(x: Any) -> Any:
+    return array_api_compat.device(x)
+
+
+def same_device(a: Any, b: Any) -> bool:
+    return a == b or str(a) == str(b)
+
+
+def to_host(x: Any) -> np.ndarray:
+    """A NumPy copy (or view) of ``x``, from whatever backend holds it."""
+    adapter = adapter_of(x)
+    if adapter is None:
+        return np.asarray(x)
+    return adapter.to_host(x)
+
+
+def target_of(x: Any) -> Target:
+    """The Target where ``x`` already lives (NumPy for lists and other non-arrays)."""
+    adapter = adapter_of(x)
+    if adapter is None:
+        return Target("numpy", array_api_compat.array_namespace(np.zeros(0)), "cpu")
+    return Target(adapter.name, array_api_compat.array_namespace(x), device_of(x))
+
+
+def resolve(backend: str | None, device: Any, X: Any, fallback: bool) -> Target:
+    """Decide where training runs.
+
+    ``backend=None`` follows ``X``; ``"auto"`` takes CuPy when a CUDA device is
+    usable, else NumPy, silently; a named backend that is missing or has no
+    usable device falls back to NumPy with a :class:`BackendFallbackWarning`
+    (``fallback=True``) or raises :class:`BackendUnavailableError`.
+    """
+    if backend is None:
+        here = target_of(X)
+        if device is None or same_device(device, here.device):
+            return here
+        backend = here.name  # same library, another device: resolved below
+    elif backend == "auto":
+        if device is not None:
+            raise ValueError(
+                "device= cannot be combined with backend='auto'; name the backend "
+                "(for example backend='cupy', device='cuda:1')"
+            )
+        return _target("cupy", None) if _probe("cupy").usable else _target("numpy", None)
+    elif backend not in _ADAPTERS:
+        raise ValueError(
+            f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}, "
+            "'auto', or None to follow the data"
+        )
+    try:
+        return _target(backend, device)
+    except _NoDevice as exc:
+        reason = str(exc)
+    message = f"backend {backend!r}" + (f" with device {device!r}" if device is not None else "")
+    if not fallback:
+        raise BackendUnavailableError(
+            f"{message} is not available: {reason}. Install it, choose another "
+            "backend (see xpnet.available_backends()), or pass fallback=True to use NumPy."
+        )
+    warnings.warn(
+        f"{message} is not available: {reason}. Falling back to NumPy on the CPU; "
+        "pass fallback=False to raise instead.",
+        BackendFallbackWarning,
+        stacklevel=3,
+    )
+    return _target("numpy", None)
