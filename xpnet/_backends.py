@@ -15,9 +15,10 @@ import contextlib
 import functools
 import importlib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import array_api_compat
 import numpy as np
@@ -282,7 +283,7 @@ _ADAPTERS: dict[str, _Adapter] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe(name: str) -> BackendInfo:
     """Import a backend and list its usable devices; cached for the process."""
     adapter = _ADAPTERS[name]

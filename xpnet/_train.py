@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +15,9 @@ from ._network import gradients, objective
 Callback = Callable[[int, float], Any]
 
 
-def init_article(layer_sizes: Sequence[int], seed: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+def init_article(
+    layer_sizes: Sequence[int], seed: int | None
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """The article's initialisation, drawn on the host in float64.
 
     ``W = RandomState(seed).randn(fan_in, fan_out) / sqrt(fan_in)`` for each
@@ -66,14 +70,14 @@ def gradient_descent(
     """
     xp = target.xp
     n = X.shape[0]
-    math = dict(activation=activation, output=output, l2=l2)
+    terms = dict(activation=activation, output=output, l2=l2)
 
     def step(params, X, Y):
-        grads = gradients(xp, params, X, Y, **math)
+        grads = gradients(xp, params, X, Y, **terms)
         return [(W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(params, grads)]
 
     def mean_loss(params, X, Y):
-        return objective(xp, params, X, Y, **math) / n
+        return objective(xp, params, X, Y, **terms) / n
 
     step, mean_loss = target.jit(step), target.jit(mean_loss)
     bar = _progress_bar(epochs) if progress else None
@@ -85,6 +89,11 @@ def gradient_descent(
                 params = step(params, X, Y)
                 if _should_log(i, epochs, log_every):
                     loss = float(_backends.to_host(mean_loss(params, X, Y)))
+                    if not math.isfinite(loss):
+                        raise FloatingPointError(
+                            f"training diverged: the loss is {loss} after pass {i}; "
+                            f"lower the learning rate (lr={lr}) or scale the features"
+                        )
                     curve.append((i, loss))
                     if bar is not None:
                         bar.update(i + 1 - done)
