@@ -78,6 +78,4 @@ def lint(session: nox.Session) -> None:
     """ruff on the package, tests, examples, benchmarks and this file."""
     session.install("ruff")
     session.run("ruff", "check", ".")
-    session.run(
-        "ruff", "format", "--check", "xpnet", "tests", "examples", "benchmarks", "noxfile.py"
-    )
+    session.run("ruff", "format", "--check", ".")
