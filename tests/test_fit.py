@@ -160,6 +160,13 @@ def test_bad_data_is_refused_before_training(xb, moons):
     assert "200 samples but y has 199" in _bad(xb.asarray(X), y[:-1])
     assert "at least 2" in _bad(xb.asarray(X), np.zeros(200, dtype=int))
     assert "empty" in _bad(xb.asarray(X[:0]), y[:0])
+    assert "real numbers" in _bad(np.array([["a", "b"]] * 200), y)
+
+
+def test_sparse_X_gets_a_pointer_to_toarray(moons):
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    X, y = moons
+    assert "X.toarray()" in _bad(scipy_sparse.csr_matrix(X), y)
 
 
 @pytest.mark.parametrize(

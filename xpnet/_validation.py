@@ -22,6 +22,11 @@ def check_X(X: Any, *, n_features: int | None = None) -> Any:
     ``n_features`` columns when that is given.
     """
     if _backends.adapter_of(X) is None:
+        if hasattr(X, "toarray") and hasattr(X, "nnz"):
+            raise ValueError(
+                "X is a sparse matrix, which xpnet.fit does not take; pass X.toarray(), "
+                "or use xpnet.MLPClassifier, which accepts sparse input"
+            )
         try:
             X = np.asarray(X)
         except (ValueError, TypeError) as exc:
