@@ -181,11 +181,14 @@ class _Torch(_Adapter):
     def device(self, requested: Any) -> Any:
         torch = self.load()
         if requested is None:  # the GPU when there is one: that is why people ask for torch
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            requested = "cuda" if torch.cuda.is_available() else "cpu"
         try:
             dev = torch.device(requested)
         except (RuntimeError, TypeError) as exc:
             raise _NoDevice(f"{requested!r} is not a torch device: {exc}") from None
+        if dev.type == "cuda" and dev.index is None and torch.cuda.is_available():
+            # name the index, so that it compares equal to the device of the arrays made there
+            dev = torch.device("cuda", torch.cuda.current_device())
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise _NoDevice("torch is installed but CUDA is not available")
         if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
