@@ -127,7 +127,7 @@ def _grid_classes(
     t = model._target
     xp = t.xp
     n = resolution * resolution
-    out = np.empty(n, dtype=np.intp)
+    out = np.empty(n, dtype=np.int32)
     with t.activate():
         xs = xp.linspace(x0, x1, resolution, dtype=model.dtype, device=t.device)
         ys = xp.linspace(y0, y1, resolution, dtype=model.dtype, device=t.device)
