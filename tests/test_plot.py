@@ -180,3 +180,22 @@ def test_bad_input_is_refused_before_drawing(moons, moons_model, blobs):
     with pytest.raises(ValueError, match="colour map"):
         plot.data(X, y, cmap="no-such-map")
     assert plt.get_fignums() == []  # nothing was drawn
+
+
+def test_a_2000_by_2000_grid_is_evaluated_in_bounded_memory(xb, moons, moons_model):
+    import tracemalloc
+
+    X, y = moons
+    tracemalloc.start()
+    try:
+        ax = plot.decision_boundary(moons_model, X, y, resolution=2000, chunk_size=65536)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    image = ax.images[0].get_array()
+    assert image.shape == (2000, 2000)
+    assert set(np.unique(image)) == {0, 1}
+    if xb.name in ("numpy", "array_api_strict"):  # their buffers are traced by tracemalloc
+        # The class indices (4 bytes a node) and matplotlib's copy of them; the grid's
+        # coordinates and activations (tens of bytes a node) never exist all at once.
+        assert peak < 48 * 2**20

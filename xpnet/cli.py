@@ -221,8 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="train one network per hidden size and compare them (the article's Figure 4)",
         description="Train one network per hidden layer size and print a table: size, final "
         "loss, training accuracy, accuracy on a held-out draw (make_moons with random_state "
-        "SEED + 1) and seconds. With --out, also write sweep.png, one decision boundary "
-        "per size.",
+        "SEED + 1) and seconds. A progress bar follows each run (not with --quiet). With "
+        "--out, also write sweep.png, one decision boundary per size.",
     )  # fmt: skip
     sweep.add_argument("--hidden", type=_count, nargs="+", default=list(SWEEP_SIZES),
                        metavar="N", help="hidden layer sizes (default: %(default)s)")
