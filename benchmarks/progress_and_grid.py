@@ -42,8 +42,10 @@ def progress_ratio(X, y, backend: str, epochs: int, repeats: int) -> None:
                 cpu[verbose].append(time.process_time() - start_cpu)
     for kind, times in (("wall", wall), ("cpu", cpu)):
         quiet, loud = statistics.median(times[False]), statistics.median(times[True])
-        print(f"progress bar, {backend}, {epochs} passes x {repeats}, {kind}: median "
-              f"{quiet:.3f} s quiet, {loud:.3f} s with the bar, ratio {loud / quiet:.3f}")
+        print(
+            f"progress bar, {backend}, {epochs} passes x {repeats}, {kind}: median "
+            f"{quiet:.3f} s quiet, {loud:.3f} s with the bar, ratio {loud / quiet:.3f}"
+        )
 
 
 def grid_memory(X, y, backend: str, resolution: int) -> None:
@@ -56,8 +58,10 @@ def grid_memory(X, y, backend: str, resolution: int) -> None:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         plt.close(ax.figure)
-        print(f"boundary {resolution}x{resolution}, {backend}, chunk_size {chunk:>9}: "
-              f"peak traced host memory {peak / 2**20:7.1f} MiB, {seconds:.2f} s")
+        print(
+            f"boundary {resolution}x{resolution}, {backend}, chunk_size {chunk:>9}: "
+            f"peak traced host memory {peak / 2**20:7.1f} MiB, {seconds:.2f} s"
+        )
 
 
 def main() -> None:

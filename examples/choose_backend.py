@@ -51,8 +51,10 @@ for name, info in xpnet.available_backends().items():
 # A model moves between libraries; its predictions follow the data's library.
 torch_model = models["torch"]
 numpy_copy = torch_model.to("numpy")
-print(f"moved {torch_model.backend} -> {numpy_copy.backend}: same predictions:",
-      bool((numpy_copy.predict(X) == models["numpy"].predict(X)).all()))
+print(
+    f"moved {torch_model.backend} -> {numpy_copy.backend}: same predictions:",
+    bool((numpy_copy.predict(X) == models["numpy"].predict(X)).all()),
+)
 
 fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 3.6), layout="constrained")
 for ax, (asked, model) in zip(axes, models.items(), strict=True):

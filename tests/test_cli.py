@@ -16,8 +16,17 @@ matplotlib.use("Agg")
 
 from matplotlib.image import imread  # noqa: E402
 
-SHARED = ("--backend", "--epochs", "--samples", "--noise", "--seed", "--lr", "--l2", "--out",
-          "--quiet")
+SHARED = (
+    "--backend",
+    "--epochs",
+    "--samples",
+    "--noise",
+    "--seed",
+    "--lr",
+    "--l2",
+    "--out",
+    "--quiet",
+)
 
 
 def _assert_picture(path):
@@ -63,8 +72,25 @@ def test_demo_shows_a_progress_bar_by_default(capfd):
 
 
 def test_sweep_table_matches_models_trained_alike(xb, tmp_path, capsys):
-    argv = ["sweep", "--backend", xb.name, "--hidden", "1", "3", "--epochs", "200",
-            "--samples", "120", "--noise", "0.3", "--seed", "4", "--quiet", "--out", str(tmp_path)]
+    argv = [
+        "sweep",
+        "--backend",
+        xb.name,
+        "--hidden",
+        "1",
+        "3",
+        "--epochs",
+        "200",
+        "--samples",
+        "120",
+        "--noise",
+        "0.3",
+        "--seed",
+        "4",
+        "--quiet",
+        "--out",
+        str(tmp_path),
+    ]
     assert cli.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["hidden"])

@@ -68,8 +68,9 @@ def test_boundary_colour_under_each_grid_point_is_its_predicted_class(
     n_classes = len(model.classes_)
     res, margin = 40, 0.5
     fig = plt.figure(figsize=(5, 5), dpi=100)
-    ax = plot.decision_boundary(model, xb.asarray(X), xb.asarray(y), fig.subplots(),
-                                resolution=res, margin=margin)
+    ax = plot.decision_boundary(
+        model, xb.asarray(X), xb.asarray(y), fig.subplots(), resolution=res, margin=margin
+    )
     assert ax.figure is fig
     rgb = _pixels(fig)
     height = rgb.shape[0]
@@ -95,9 +96,13 @@ def test_boundary_colour_under_each_grid_point_is_its_predicted_class(
 def test_boundary_chunks_do_not_change_the_picture(xb, moons, moons_model):
     X, y = moons
     one = plot.decision_boundary(moons_model, X, y, resolution=53).images[0].get_array()
-    many = plot.decision_boundary(
-        moons_model, xb.asarray(X), xb.asarray(y), resolution=53, chunk_size=100
-    ).images[0].get_array()
+    many = (
+        plot.decision_boundary(
+            moons_model, xb.asarray(X), xb.asarray(y), resolution=53, chunk_size=100
+        )
+        .images[0]
+        .get_array()
+    )
     np.testing.assert_array_equal(one, many)
     assert one.shape == (53, 53)
 

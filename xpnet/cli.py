@@ -62,26 +62,61 @@ def _shared_options() -> argparse.ArgumentParser:
         help="where to train; auto takes CuPy when a CUDA device is usable, else NumPy; a "
         "backend that is not usable falls back to NumPy with a warning (default: %(default)s)",
     )  # fmt: skip
-    g.add_argument("--epochs", type=_count, default=DEFAULTS["epochs"], metavar="N",
-                   help="full-batch gradient descent passes (default: %(default)s)")
-    g.add_argument("--samples", type=_count, default=DEFAULTS["samples"], metavar="N",
-                   help="points drawn by make_moons (default: %(default)s)")
-    g.add_argument("--noise", type=_non_negative_float, default=DEFAULTS["noise"], metavar="SD",
-                   help="make_moons noise, a standard deviation (default: %(default)s)")
-    g.add_argument("--seed", type=_non_negative_int, default=DEFAULTS["seed"], metavar="S",
-                   help="random_state of the data and seed of the initial weights "
-                   "(default: %(default)s)")
-    g.add_argument("--lr", type=_positive_float, default=DEFAULTS["lr"], metavar="RATE",
-                   help="learning rate, the article's epsilon (default: %(default)s)")
-    g.add_argument("--l2", type=_non_negative_float, default=DEFAULTS["l2"], metavar="LAMBDA",
-                   help="L2 strength on the weights, the article's reg_lambda "
-                   "(default: %(default)s)")
+    g.add_argument(
+        "--epochs",
+        type=_count,
+        default=DEFAULTS["epochs"],
+        metavar="N",
+        help="full-batch gradient descent passes (default: %(default)s)",
+    )
+    g.add_argument(
+        "--samples",
+        type=_count,
+        default=DEFAULTS["samples"],
+        metavar="N",
+        help="points drawn by make_moons (default: %(default)s)",
+    )
+    g.add_argument(
+        "--noise",
+        type=_non_negative_float,
+        default=DEFAULTS["noise"],
+        metavar="SD",
+        help="make_moons noise, a standard deviation (default: %(default)s)",
+    )
+    g.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=DEFAULTS["seed"],
+        metavar="S",
+        help="random_state of the data and seed of the initial weights (default: %(default)s)",
+    )
+    g.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=DEFAULTS["lr"],
+        metavar="RATE",
+        help="learning rate, the article's epsilon (default: %(default)s)",
+    )
+    g.add_argument(
+        "--l2",
+        type=_non_negative_float,
+        default=DEFAULTS["l2"],
+        metavar="LAMBDA",
+        help="L2 strength on the weights, the article's reg_lambda (default: %(default)s)",
+    )
     o = p.add_argument_group("output")
-    o.add_argument("--out", type=Path, default=None, metavar="DIR",
-                   help="write figures (PNG) into DIR, created if missing; without it no "
-                   "files are written")
-    o.add_argument("--quiet", action="store_true",
-                   help="no progress bar and no per-pass loss lines; summaries still print")
+    o.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write figures (PNG) into DIR, created if missing; without it no files are written",
+    )
+    o.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar and no per-pass loss lines; summaries still print",
+    )
     return p
 
 
@@ -213,8 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
         "training accuracy and the wall time. With --out, also write data.png, "
         "boundary.png and loss.png.",
     )  # fmt: skip
-    demo.add_argument("--hidden", type=_count, default=3, metavar="N",
-                      help="hidden layer size (default: %(default)s)")
+    demo.add_argument(
+        "--hidden",
+        type=_count,
+        default=3,
+        metavar="N",
+        help="hidden layer size (default: %(default)s)",
+    )
     demo.set_defaults(run=_demo)
     sweep = commands.add_parser(
         "sweep", parents=[shared],
@@ -224,8 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
         "SEED + 1) and seconds. A progress bar follows each run (not with --quiet). With "
         "--out, also write sweep.png, one decision boundary per size.",
     )  # fmt: skip
-    sweep.add_argument("--hidden", type=_count, nargs="+", default=list(SWEEP_SIZES),
-                       metavar="N", help="hidden layer sizes (default: %(default)s)")
+    sweep.add_argument(
+        "--hidden",
+        type=_count,
+        nargs="+",
+        default=list(SWEEP_SIZES),
+        metavar="N",
+        help="hidden layer sizes (default: %(default)s)",
+    )
     sweep.set_defaults(run=_sweep)
     info = commands.add_parser(
         "info", help="list the backends, their versions and devices",

@@ -246,9 +246,7 @@ def _hidden_title(model: Model) -> str:
     return "Hidden Layer size " + ", ".join(str(h) for h in model.hidden)
 
 
-def sweep(
-    models: Sequence[Model], X: Any, y: Any, *, ncols: int = 2, **boundary: Any
-) -> Figure:
+def sweep(models: Sequence[Model], X: Any, y: Any, *, ncols: int = 2, **boundary: Any) -> Figure:
     """One decision-boundary panel per model, titled by hidden size (Figure 4).
 
     Parameters
@@ -278,6 +276,6 @@ def sweep(
     for ax, model in zip(axes, models, strict=False):
         decision_boundary(model, X, y, ax, **boundary)
         ax.set_title(_hidden_title(model))
-    for ax in axes[len(models):]:
+    for ax in axes[len(models) :]:
         ax.set_visible(False)
     return fig
