@@ -8,6 +8,7 @@ array_api_strict.
 from __future__ import annotations
 
 from ._backends import BACKENDS, BackendInfo, available_backends
+from ._estimators import MLPClassifier, MLPRegressor
 from ._exceptions import BackendFallbackWarning, BackendUnavailableError
 from ._fit import fit
 from ._model import Model
@@ -19,6 +20,8 @@ __all__ = [
     "BackendFallbackWarning",
     "BackendInfo",
     "BackendUnavailableError",
+    "MLPClassifier",
+    "MLPRegressor",
     "Model",
     "available_backends",
     "fit",

@@ -29,6 +29,26 @@ def init_article(layer_sizes: Sequence[int], seed: int | None) -> list[tuple[np.
     return params
 
 
+def init_glorot(
+    layer_sizes: Sequence[int], random_state: np.random.RandomState, activation: str, dtype: Any
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """scikit-learn's initialisation, drawn on the host from ``random_state``.
+
+    For each layer in order: ``W`` then ``b`` uniform in ``[-r, r]`` with
+    ``r = sqrt(k / (fan_in + fan_out))``, ``k = 2`` for the logistic
+    activation and 6 otherwise (Glorot and Bengio, 2010), drawn in float64 and
+    cast to ``dtype``.  The draws consume the stream as scikit-learn's do.
+    """
+    k = 2.0 if activation == "logistic" else 6.0
+    params = []
+    for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:], strict=True):
+        bound = np.sqrt(k / (fan_in + fan_out))
+        W = random_state.uniform(-bound, bound, (fan_in, fan_out))
+        b = random_state.uniform(-bound, bound, fan_out)
+        params.append((W.astype(dtype, copy=False), b.astype(dtype, copy=False)))
+    return params
+
+
 def to_target(target: _backends.Target, host_params: Sequence[tuple[Any, Any]], dtype: Any) -> list:
     """Move ``(W, b)`` pairs from any backend onto ``target`` as ``dtype``."""
     return [(target.asarray(W, dtype), target.asarray(b, dtype)) for W, b in host_params]
