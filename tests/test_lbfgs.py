@@ -1,0 +1,307 @@
+"""The Array API L-BFGS against SciPy's L-BFGS-B, on the backend under test.
+
+The objectives are written with the backend's namespace, so every evaluation
+runs on that backend and device; SciPy runs the same problem in NumPy as the
+reference.
+"""
+
+from __future__ import annotations
+
+import array_api_compat
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from xpnet import _backends
+from xpnet._lbfgs import minimize_lbfgs
+from xpnet._network import gradients, objective
+
+
+def rosenbrock(xp):
+    """The n-D Rosenbrock function and its gradient, on ``xp``."""
+
+    def fun(x):
+        head, tail = x[:-1], x[1:]
+        gap = tail - head**2
+        f = xp.sum(100.0 * gap**2 + (1.0 - head) ** 2)
+        zero = xp.zeros_like(x[:1])
+        g = xp.concat([-400.0 * head * gap - 2.0 * (1.0 - head), zero]) + xp.concat(
+            [zero, 200.0 * gap]
+        )
+        return f, g
+
+    return fun
+
+
+def quadratic(xp, Q, b):
+    """``x'Qx/2 - b'x`` and its gradient, for ``Q`` and ``b`` already on ``xp``."""
+
+    def fun(x):
+        Qx = Q @ x
+        return 0.5 * xp.vecdot(x, Qx) - xp.vecdot(b, x), Qx - b
+
+    return fun
+
+
+def random_spd(n, seed=0):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n, n))
+    return A @ A.T + np.eye(n), rng.standard_normal(n)
+
+
+def scipy_lbfgs(fun, x0, **options):
+    return minimize(fun, x0, jac=True, method="L-BFGS-B", options=options)
+
+
+def host_fun(xb, fun):
+    """``fun`` on host arrays, for SciPy: the same math through the backend."""
+
+    def wrapped(x):
+        f, g = fun(xb.asarray(x))
+        return float(f), xb.to_numpy(g)
+
+    return wrapped
+
+
+def rosen_start(n):
+    x0 = np.full(n, -1.2)
+    x0[1::2] = 1.0
+    return x0
+
+
+def assert_on_backend(xb, arr, dtype):
+    assert array_api_compat.array_namespace(arr) is array_api_compat.array_namespace(
+        xb.asarray(np.zeros(1))
+    )
+    assert _backends.same_device(array_api_compat.device(arr), xb.device)
+    assert arr.dtype == dtype
+
+
+@pytest.mark.parametrize("n", [2, 10])
+def test_rosenbrock_reaches_minimiser_like_scipy(xb, n):
+    x0 = rosen_start(n)
+    fun = rosenbrock(xb.xp)
+    opts = dict(maxiter=2000, maxfun=4000, gtol=1e-9, ftol=0.0)
+    res = minimize_lbfgs(fun, xb.asarray(x0), **opts)
+    ref = scipy_lbfgs(host_fun(xb, fun), x0, **opts)
+
+    assert res.success and res.status == 0, res.message
+    np.testing.assert_allclose(xb.to_numpy(res.x), np.ones(n), atol=1e-7)
+    assert res.fun < 1e-14
+    assert_on_backend(xb, res.x, xb.xp.float64)
+    assert_on_backend(xb, res.jac, xb.xp.float64)
+    # Same algorithm, same line-search constants: the work is of the same order.
+    assert ref.nit / 2 <= res.nit <= 2 * ref.nit
+    assert ref.nfev / 2 <= res.nfev <= 2 * ref.nfev
+
+
+def test_default_tolerances_stop_where_scipy_does(xb):
+    """With SciPy's defaults (the ftol stop), n_iter_ means the same thing."""
+    x0 = rosen_start(10)
+    fun = rosenbrock(xb.xp)
+    res = minimize_lbfgs(fun, xb.asarray(x0), maxiter=15000, maxfun=15000)
+    ref = scipy_lbfgs(host_fun(xb, fun), x0, maxiter=15000, maxfun=15000)
+    assert res.success and "ftol" in res.message
+    assert abs(res.nit - ref.nit) <= 0.2 * ref.nit
+    assert abs(res.nfev - ref.nfev) <= 0.2 * ref.nfev
+    assert res.fun < 1e-9 and ref.fun < 1e-9
+
+
+def test_random_convex_quadratic(xb):
+    Q, b = random_spd(30)
+    fun = quadratic(xb.xp, xb.asarray(Q), xb.asarray(b))
+    x0 = np.zeros(30)
+    # ftol=0: it stops at gtol, or where f cannot decrease beyond rounding (as SciPy does)
+    opts = dict(maxiter=1000, maxfun=2000, gtol=1e-10, ftol=0.0)
+    res = minimize_lbfgs(fun, xb.asarray(x0), **opts)
+    ref = scipy_lbfgs(host_fun(xb, fun), x0, **opts)
+
+    assert res.success and ref.success, res.message
+    np.testing.assert_allclose(xb.to_numpy(res.x), np.linalg.solve(Q, b), rtol=0, atol=1e-7)
+    assert np.max(np.abs(xb.to_numpy(res.jac))) <= 1e-7
+    assert ref.nit / 2 <= res.nit <= 2 * ref.nit
+
+
+def test_first_step_and_counters_match_scipy(xb):
+    """The first trial moves x by unit length, so this takes 1 iteration and 3 evaluations."""
+    xp = xb.xp
+    seen = []
+
+    def fun(x):
+        seen.append(xb.to_numpy(x))
+        return 0.5 * xp.vecdot(x, x), x
+
+    res = minimize_lbfgs(fun, xb.asarray(np.array([0.1, 0.0])), maxiter=100, maxfun=100)
+    ref = scipy_lbfgs(lambda x: (0.5 * x @ x, x), np.array([0.1, 0.0]))
+    np.testing.assert_allclose(seen[1], [-0.9, 0.0])  # step 1/|g| = 10 along -g
+    assert (res.nit, res.nfev) == (ref.nit, ref.nfev) == (1, 3)
+    assert res.success
+
+
+def test_converged_at_start_takes_no_iteration(xb):
+    xp = xb.xp
+    res = minimize_lbfgs(
+        lambda x: (xp.sum(x * x), 2.0 * x), xb.asarray(np.zeros(3)), maxiter=10, maxfun=10
+    )
+    assert (res.nit, res.nfev, res.success) == (0, 1, True)
+
+
+def test_maxiter_is_respected(xb):
+    x0 = rosen_start(10)
+    fun = rosenbrock(xb.xp)
+    iterates = []
+    res = minimize_lbfgs(fun, xb.asarray(x0), maxiter=5, maxfun=1000, callback=iterates.append)
+    ref = scipy_lbfgs(host_fun(xb, fun), x0, maxiter=5, maxfun=1000)
+    assert res.nit == ref.nit == 5
+    assert len(iterates) == 5
+    assert res.status == 1 and not res.success and "maxiter" in res.message
+    np.testing.assert_array_equal(xb.to_numpy(iterates[-1]), xb.to_numpy(res.x))
+
+
+@pytest.mark.parametrize("maxfun", [1, 20])
+def test_maxfun_stops_after_the_iteration_that_passes_it(xb, maxfun):
+    """Like SciPy: the limit is tested after each iteration, never inside a line search."""
+    x0 = rosen_start(10)
+    inner = rosenbrock(xb.xp)
+    calls = 0
+
+    def fun(x):
+        nonlocal calls
+        calls += 1
+        return inner(x)
+
+    at_iteration = []
+    res = minimize_lbfgs(
+        fun,
+        xb.asarray(x0),
+        maxiter=1000,
+        maxfun=maxfun,
+        callback=lambda x: at_iteration.append(calls),
+    )
+    ref = scipy_lbfgs(host_fun(xb, inner), x0, maxiter=1000, maxfun=maxfun)
+    assert res.nfev == calls == at_iteration[-1]
+    assert res.nfev > maxfun
+    assert len(at_iteration) == 1 or at_iteration[-2] <= maxfun  # stopped at the first chance
+    assert res.status == 1 and "maxfun" in res.message
+    assert ref.status == 1 and ref.nfev > maxfun
+    assert abs(res.nit - ref.nit) <= 2
+
+
+def test_float32_stays_float32_on_its_device(xb):
+    xp = xb.xp
+    Q, b = random_spd(8, seed=1)
+    fun = quadratic(xp, xb.asarray(Q, "float32"), xb.asarray(b, "float32"))
+    x0 = xb.asarray(np.zeros(8), "float32")
+    before = xb.to_numpy(x0).copy()
+    res = minimize_lbfgs(fun, x0, maxiter=200, maxfun=400, gtol=1e-4)
+    assert_on_backend(xb, res.x, xp.float32)
+    assert_on_backend(xb, res.jac, xp.float32)
+    assert isinstance(res.fun, float)
+    assert res.status in (0, 2), res.message  # float32 may hit rounding before gtol
+    np.testing.assert_allclose(xb.to_numpy(res.x), np.linalg.solve(Q, b), rtol=0, atol=1e-3)
+    np.testing.assert_array_equal(xb.to_numpy(x0), before)  # the caller's x0 is untouched
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_nan_region_is_backed_out_of(xb):
+    """A log barrier: steps that leave the domain give NaN and must be shrunk."""
+    xp = xb.xp
+    c_host = np.linspace(5.0, 50.0, 5)
+    c = xb.asarray(c_host)
+    non_finite = 0
+
+    def fun(x):
+        nonlocal non_finite
+        f = xp.vecdot(c, x) - xp.sum(xp.log(x))
+        non_finite += not np.isfinite(float(f))
+        return f, c - 1.0 / x
+
+    opts = dict(maxiter=200, maxfun=400, gtol=1e-8, ftol=0.0)
+    res = minimize_lbfgs(fun, xb.asarray(np.full(5, 0.5)), **opts)
+    assert non_finite > 0  # the barrier was actually hit
+    assert res.success, res.message
+    np.testing.assert_allclose(xb.to_numpy(res.x), 1.0 / c_host, rtol=1e-6)
+
+
+def test_line_search_failure_ends_cleanly(xb):
+    """An objective that is NaN everywhere but x0: a clean stop at x0, not a hang or NaN x."""
+    xp = xb.xp
+    x0 = xb.asarray(np.array([1.0, -2.0]))
+
+    def fun(x):
+        f = xp.sum(x * x)
+        return xp.where(xp.all(x == x0), f, xp.asarray(float("nan"), device=xb.device)), 2.0 * x
+
+    res = minimize_lbfgs(fun, x0, maxiter=100, maxfun=1000, maxls=20)
+    assert res.status == 2 and not res.success
+    assert "line search" in res.message
+    np.testing.assert_array_equal(xb.to_numpy(res.x), [1.0, -2.0])
+    assert res.nfev == 1 + 20 and res.nit == 0
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
+def test_non_finite_start_is_reported(xb):
+    xp = xb.xp
+    res = minimize_lbfgs(
+        lambda x: (xp.sum(xp.log(x)), 1.0 / x),
+        xb.asarray(np.array([0.0, 1.0])),
+        maxiter=5,
+        maxfun=5,
+    )
+    assert res.status == 2 and not res.success and "x0" in res.message
+
+
+def test_logistic_regression_matches_scipy_loss(xb, moons):
+    """The network's own objective with no hidden layer: convex, so the optimum is unique."""
+    xp = xb.xp
+    X_host, y_host = moons
+    X, Y = xb.asarray(X_host), xb.asarray(y_host[:, None].astype(float))
+    math = dict(activation="tanh", output="logistic", l2=0.1)
+
+    def fun(w):
+        params = [(xp.reshape(w[:2], (2, 1)), w[2:])]
+        ((dW, db),) = gradients(xp, params, X, Y, **math)
+        return objective(xp, params, X, Y, **math), xp.concat([xp.reshape(dW, (-1,)), db])
+
+    x0 = np.zeros(3)
+    res = minimize_lbfgs(fun, xb.asarray(x0), maxiter=200, maxfun=15000)
+    ref = scipy_lbfgs(host_fun(xb, fun), x0, maxiter=200, maxfun=15000)
+    assert res.success and ref.success
+    assert res.fun == pytest.approx(ref.fun, rel=1e-6)
+    np.testing.assert_allclose(xb.to_numpy(res.x), ref.x, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("x0", "options", "match"),
+    [
+        (np.zeros((2, 2)), {}, "1-D"),
+        (np.zeros(2, dtype=np.int64), {}, "floating"),
+        (np.array([0.0, np.nan]), {}, "NaN"),
+        (np.zeros(2), {"maxiter": 0}, "maxiter"),
+        (np.zeros(2), {"maxfun": 0}, "maxfun"),
+        (np.zeros(2), {"m": 0}, "m must"),
+        (np.zeros(2), {"gtol": -1.0}, "gtol"),
+    ],
+)
+def test_bad_input_raises_before_any_evaluation(xb, x0, options, match):
+    calls = []
+
+    def fun(x):
+        calls.append(1)
+        return xb.xp.sum(x * x), 2.0 * x
+
+    kwargs = {"maxiter": 10, "maxfun": 10, **options}
+    with pytest.raises(ValueError, match=match):
+        minimize_lbfgs(fun, xb.asarray(x0), **kwargs)
+    assert calls == []
+
+
+def test_gradient_of_wrong_shape_is_rejected(xb):
+    xp = xb.xp
+    with pytest.raises(ValueError, match="gradient of shape"):
+        minimize_lbfgs(
+            lambda x: (xp.sum(x * x), xp.reshape(2.0 * x, (1, -1))),
+            xb.asarray(np.ones(3)),
+            maxiter=5,
+            maxfun=5,
+        )
