@@ -29,6 +29,7 @@ from sklearn.utils.multiclass import (
     type_of_target,
     unique_labels,
 )
+from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -170,7 +171,9 @@ class _BaseMLP(BaseEstimator):
         target = _backends.resolve(self.backend, self.device, None if _on_host(X) else X, True)
         if _is_sparse(X) and (self.solver == "lbfgs" or target.name != "numpy"):
             X = X.toarray()  # full-batch math, or a device without SciPy sparse
-        dtype = _validation.resolve_dtype(target, np.zeros(0, X.dtype) if _is_sparse(X) else X, None)
+        dtype = _validation.resolve_dtype(
+            target, np.zeros(0, X.dtype) if _is_sparse(X) else X, None
+        )
         np_dtype = np.dtype(_validation.dtype_name(dtype))
 
         self.n_outputs_ = Y.shape[1]
@@ -248,7 +251,9 @@ class _BaseMLP(BaseEstimator):
         n = Y_host.shape[0]
         X_val = y_val = sw_val = None
         if self.early_stopping:
-            stratify = Y_host if isinstance(self, ClassifierMixin) and self.n_outputs_ == 1 else None
+            stratify = (
+                Y_host if isinstance(self, ClassifierMixin) and self.n_outputs_ == 1 else None
+            )
             train_idx, val_idx = train_test_split(
                 np.arange(n),
                 random_state=self._random_state,
@@ -263,8 +268,9 @@ class _BaseMLP(BaseEstimator):
             Xt, X_val = _rows(target, Xt, train_idx), _rows(target, Xt, val_idx)
             Yt, y_val = _rows(target, Yt, train_idx), Y_host[val_idx]
             if swt is not None:
-                swt, sw_val = _rows(target, swt, train_idx), _backends.to_host(
-                    _rows(target, swt, val_idx)
+                swt, sw_val = (
+                    _rows(target, swt, train_idx),
+                    _backends.to_host(_rows(target, swt, val_idx)),
                 )
             n = train_idx.shape[0]
 
@@ -371,27 +377,22 @@ class _BaseMLP(BaseEstimator):
             loss, grads = loss_and_gradients(xp, unpack(theta), Xt, Yt, sample_weight=swt, **math_)
             return loss / total, pack([(dW / total, db / total) for dW, db in grads])
 
-        if _is_sparse(Xt):
-            raise ValueError("internal: sparse X reaches L-BFGS densified")  # pragma: no cover
+        last = [pack(params)]
+
+        def remember(x):
+            last[0] = x
+
         with target.activate():
             try:
                 result = minimize_lbfgs(
-                    target.jit(fun), pack(params), maxiter=self.max_iter, maxfun=self.max_fun,
-                    gtol=self.tol,
+                    target.jit(fun), last[0], maxiter=self.max_iter, maxfun=self.max_fun,
+                    gtol=self.tol, callback=remember,
                 )  # fmt: skip
             except KeyboardInterrupt:
                 warnings.warn("Training interrupted by user.", stacklevel=3)
-                raise
-        self.n_iter_ = int(result.nit)
-        if not result.success:
-            warnings.warn(
-                "lbfgs failed to converge after "
-                f"{self.n_iter_} iteration(s) (status: {result.message}).\n\n"
-                "Increase the number of iterations to improve the convergence "
-                f"(max_iter={self.max_iter}).",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
+                self.loss_ = float(_backends.to_host(fun(last[0])[0]))
+                return unpack(last[0])
+        self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
         self.loss_ = float(_backends.to_host(result.fun))
         return unpack(result.x)
 
@@ -551,7 +552,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if not np.isfinite(out).all():
             return np.nan
         pred = self._label_binarizer.inverse_transform(out.ravel() if out.shape[1] == 1 else out)
-        return accuracy_score(self._label_binarizer.inverse_transform(y_val), pred, sample_weight=sw)
+        return accuracy_score(
+            self._label_binarizer.inverse_transform(y_val), pred, sample_weight=sw
+        )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPClassifier:
@@ -639,8 +642,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """Mean accuracy (subset accuracy for multi-label), as scikit-learn's."""
         pred = self.predict(X)
         y = _backends.to_host(y) if not _on_host(y) else y
-        sw = sample_weight if sample_weight is None or _on_host(sample_weight) else (
-            _backends.to_host(sample_weight)
+        sw = (
+            sample_weight
+            if sample_weight is None or _on_host(sample_weight)
+            else (_backends.to_host(sample_weight))
         )
         return float(accuracy_score(y, _backends.to_host(pred), sample_weight=sw))
 
@@ -723,9 +728,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _encode_y(self, y: np.ndarray, incremental: bool, first_pass: bool) -> np.ndarray:
         if self.loss == "poisson" and np.any(y < 0):
-            raise ValueError(
-                "loss='poisson' needs non-negative targets y; found negative values"
-            )
+            raise ValueError("loss='poisson' needs non-negative targets y; found negative values")
         return y
 
     def _validation_score(self, y_val: Any, out: np.ndarray, sw: Any) -> float:
@@ -771,8 +774,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """The coefficient of determination R^2, as scikit-learn's."""
         pred = _backends.to_host(self.predict(X))
         y = _backends.to_host(y) if not _on_host(y) else y
-        sw = sample_weight if sample_weight is None or _on_host(sample_weight) else (
-            _backends.to_host(sample_weight)
+        sw = (
+            sample_weight
+            if sample_weight is None or _on_host(sample_weight)
+            else (_backends.to_host(sample_weight))
         )
         return float(r2_score(y, pred, sample_weight=sw))
-

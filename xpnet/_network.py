@@ -25,7 +25,8 @@ exp       exp(z)                      Poisson deviance / 2, up to a constant
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 Array = Any
 Params = Sequence[tuple[Array, Array]]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import sys
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,9 @@ from ._network import gradients, loss_and_gradients, objective
 Callback = Callable[[int, float], Any]
 
 
-def init_article(layer_sizes: Sequence[int], seed: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+def init_article(
+    layer_sizes: Sequence[int], seed: int | None
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """The article's initialisation, drawn on the host in float64.
 
     ``W = RandomState(seed).randn(fan_in, fan_out) / sqrt(fan_in)`` for each
@@ -24,7 +27,7 @@ def init_article(layer_sizes: Sequence[int], seed: int | None) -> list[tuple[np.
     """
     rng = np.random.RandomState(seed)
     params = []
-    for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+    for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:], strict=True):
         params.append((rng.randn(fan_in, fan_out) / np.sqrt(fan_in), np.zeros(fan_out)))
     return params
 
@@ -96,10 +99,13 @@ class SGD:
     def update(self, xp: Any, params: list, grads: list, state: list | None, lr: Any) -> tuple:
         """Pure update: new ``(params, state)``."""
         if state is None:
-            return [(W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(params, grads, strict=True)], None
+            return [
+                (W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(params, grads, strict=True)
+            ], None
         mu = self.momentum
         velocities = [
-            (mu * vW - lr * dW, mu * vb - lr * db) for (vW, vb), (dW, db) in zip(state, grads, strict=True)
+            (mu * vW - lr * dW, mu * vb - lr * db)
+            for (vW, vb), (dW, db) in zip(state, grads, strict=True)
         ]
         if self.nesterov:
             moves = [
@@ -153,9 +159,7 @@ class Adam:
     def step_size(self) -> float:
         self.t += 1
         self.learning_rate = (
-            self.learning_rate_init
-            * math.sqrt(1 - self.beta_2**self.t)
-            / (1 - self.beta_1**self.t)
+            self.learning_rate_init * math.sqrt(1 - self.beta_2**self.t) / (1 - self.beta_1**self.t)
         )
         return self.learning_rate
 
