@@ -287,6 +287,7 @@ class _BaseMLP(BaseEstimator):
         order = self._random_state if self.shuffle else None
         batches = Batches(target, Xt, Yt, swt, batch_size, order, dtype)
         best = [params]
+        self.n_iter_ = 0  # counts this call's epochs, as scikit-learn's does
 
         def epoch_end(epoch: int, params: list, loss: float) -> bool:
             self.n_iter_ += 1
