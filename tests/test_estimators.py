@@ -54,7 +54,8 @@ def _fit_quietly(est, *args, **kwargs):
 
 def _assert_same_params(ours, theirs, rtol=1e-6):
     assert len(ours.coefs_) == len(theirs.coefs_)
-    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True):
+    pairs = zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True)
+    for a, b in pairs:
         assert isinstance(a, np.ndarray)
         np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-12)
 
@@ -292,7 +293,8 @@ def test_pipeline_gridsearch_cross_val_clone_and_pickle():
     assert search.best_params_["mlpclassifier__alpha"] in (1e-4, 1e-1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        scores = cross_val_score(xpnet.MLPRegressor(hidden_layer_sizes=(8,), max_iter=20), *PROBLEMS["regression"][:2])
+        regressor = xpnet.MLPRegressor(hidden_layer_sizes=(8,), max_iter=20)
+        scores = cross_val_score(regressor, *PROBLEMS["regression"][:2])
     assert scores.shape == (5,)
 
     model = _fit_quietly(xpnet.MLPClassifier((6,), max_iter=10, random_state=0), X, y)
@@ -338,7 +340,8 @@ def test_predictions_follow_X_namespace_device_and_dtype(xb):
     assert model.score(X32, xb.asarray(y)) == model.score(X, y)
 
     Xr, yr, _, _ = PROBLEMS["regression"]
-    reg = _fit_quietly(xpnet.MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0), xb.asarray(Xr), yr)
+    reg = xpnet.MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
+    _fit_quietly(reg, xb.asarray(Xr), yr)
     pred = reg.predict(xb.asarray(Xr, "float32"))
     assert pred.dtype == xb.xp.float32 and tuple(pred.shape) == yr.shape
     assert all(isinstance(W, np.ndarray) for W in reg.coefs_ + reg.intercepts_)
