@@ -15,9 +15,10 @@ import contextlib
 import functools
 import importlib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import array_api_compat
 import numpy as np
@@ -180,11 +181,14 @@ class _Torch(_Adapter):
     def device(self, requested: Any) -> Any:
         torch = self.load()
         if requested is None:  # the GPU when there is one: that is why people ask for torch
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            requested = "cuda" if torch.cuda.is_available() else "cpu"
         try:
             dev = torch.device(requested)
         except (RuntimeError, TypeError) as exc:
             raise _NoDevice(f"{requested!r} is not a torch device: {exc}") from None
+        if dev.type == "cuda" and dev.index is None and torch.cuda.is_available():
+            # name the index, so that it compares equal to the device of the arrays made there
+            dev = torch.device("cuda", torch.cuda.current_device())
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise _NoDevice("torch is installed but CUDA is not available")
         if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
@@ -282,7 +286,7 @@ _ADAPTERS: dict[str, _Adapter] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe(name: str) -> BackendInfo:
     """Import a backend and list its usable devices; cached for the process."""
     adapter = _ADAPTERS[name]

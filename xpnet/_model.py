@@ -78,7 +78,7 @@ class Model:
         return (
             f"<xpnet.Model hidden={self.hidden} activation={self.activation!r} "
             f"classes={len(self.classes_)} backend={self.backend!r} device={self.device!s} "
-            f"dtype={self.dtype}>"
+            f"dtype={_validation.dtype_name(self.dtype)}>"
         )
 
     # -- evaluation -------------------------------------------------------------

@@ -372,6 +372,11 @@ def gradient_descent(
         nonlocal done
         if _should_log(i, epochs, log_every):
             loss = float(_backends.to_host(mean_loss(params, X, Y)))
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"training diverged: the loss is {loss} after pass {i}; "
+                    f"lower the learning rate (lr={lr}) or scale the features"
+                )
             curve.append((i, loss))
             if bar is not None:
                 bar.update(i + 1 - done)

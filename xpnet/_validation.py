@@ -22,6 +22,11 @@ def check_X(X: Any, *, n_features: int | None = None) -> Any:
     ``n_features`` columns when that is given.
     """
     if _backends.adapter_of(X) is None:
+        if hasattr(X, "toarray") and hasattr(X, "nnz"):
+            raise ValueError(
+                "X is a sparse matrix, which xpnet.fit does not take; pass X.toarray(), "
+                "or use xpnet.MLPClassifier, which accepts sparse input"
+            )
         try:
             X = np.asarray(X)
         except (ValueError, TypeError) as exc:
@@ -34,9 +39,13 @@ def check_X(X: Any, *, n_features: int | None = None) -> Any:
             "X.reshape(1, -1)"
         )
     if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"X is empty (shape {tuple(X.shape)}); it needs at least one sample and one feature")
+        raise ValueError(
+            f"X is empty (shape {tuple(X.shape)}); it needs at least one sample and one feature"
+        )
     if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
-        raise ValueError(f"X must hold real numbers, got dtype {X.dtype}; convert it to float first")
+        raise ValueError(
+            f"X must hold real numbers, got dtype {X.dtype}; convert it to float first"
+        )
     if xp.isdtype(X.dtype, "real floating") and not _to_bool(xp.all(xp.isfinite(X))):
         raise ValueError("X contains NaN or infinity; remove or impute those values before fitting")
     if n_features is not None and X.shape[1] != n_features:
@@ -59,7 +68,9 @@ def check_labels(y: Any, n_samples: int) -> np.ndarray:
     if y.ndim != 1:
         raise ValueError(f"y must be 1-D (one label per sample), got shape {y.shape}")
     if y.shape[0] != n_samples:
-        raise ValueError(f"X has {n_samples} samples but y has {y.shape[0]} labels; they must match")
+        raise ValueError(
+            f"X has {n_samples} samples but y has {y.shape[0]} labels; they must match"
+        )
     if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
         raise ValueError("y contains NaN or infinity; every sample needs a label")
     return y
@@ -85,7 +96,9 @@ def check_hidden(hidden: Any) -> tuple[int, ...]:
         sizes = tuple(sizes)
     except TypeError:
         raise ValueError(f"hidden must be an int or a tuple of ints, got {hidden!r}") from None
-    if not sizes or not all(isinstance(h, numbers.Integral) and not isinstance(h, bool) for h in sizes):
+    if not sizes or not all(
+        isinstance(h, numbers.Integral) and not isinstance(h, bool) for h in sizes
+    ):
         raise ValueError(f"hidden must be an int or a non-empty tuple of ints, got {hidden!r}")
     if min(sizes) < 1:
         raise ValueError(f"every hidden layer needs at least 1 unit, got hidden={hidden!r}")
@@ -94,7 +107,9 @@ def check_hidden(hidden: Any) -> tuple[int, ...]:
 
 def check_activation(activation: Any) -> str:
     if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        raise ValueError(
+            f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}"
+        )
     return activation
 
 
@@ -147,7 +162,9 @@ def resolve_dtype(target: _backends.Target, X: Any, dtype: Any) -> Any:
     else:
         name = dtype_name(dtype)
         if name not in _FLOATS:
-            raise ValueError(f"dtype must be float32 or float64 (or None to follow X), got {dtype!r}")
+            raise ValueError(
+                f"dtype must be float32 or float64 (or None to follow X), got {dtype!r}"
+            )
         if name == "float64" and not target.has_float64():
             raise ValueError(
                 f"backend {target.name!r} on {target.device} has no float64 "

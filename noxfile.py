@@ -1,0 +1,81 @@
+"""The test matrix: the same suite once per backend, plus lint.
+
+`nox` runs every session; on a machine without a CUDA device `tests-cupy` skips
+itself before installing anything, so a plain `nox` passes on a laptop.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import nox
+
+nox.options.reuse_venv = "yes"
+nox.options.error_on_missing_interpreters = True
+
+TORCH = "torch==2.13.0"  # the CPU build; an unpinned torch pulls a multi-GB CUDA build
+
+
+def _pytest(session: nox.Session, backend: str) -> None:
+    session.run("pytest", *session.posargs, env={"XPNET_TEST_BACKEND": backend})
+
+
+@nox.session(name="tests-numpy")
+def tests_numpy(session: nox.Session) -> None:
+    """NumPy, with CuPy installed: on a CPU-only machine this exercises the GPU fallback."""
+    session.install(".[test]", "cupy-cuda12x")
+    _pytest(session, "numpy")
+
+
+@nox.session(name="tests-array_api_strict")
+def tests_array_api_strict(session: nox.Session) -> None:
+    """array_api_strict on a non-default device: the portability referee."""
+    session.install(".[test]")
+    _pytest(session, "array_api_strict")
+
+
+@nox.session(name="tests-torch")
+def tests_torch(session: nox.Session) -> None:
+    """PyTorch, on CUDA when the machine has it, else on the CPU."""
+    session.install(TORCH)
+    session.install(".[test,torch]")
+    _pytest(session, "torch")
+
+
+@nox.session(name="tests-jax")
+def tests_jax(session: nox.Session) -> None:
+    """JAX (float64 enabled by the test suite)."""
+    session.install(".[test,jax]")
+    _pytest(session, "jax")
+
+
+def _cuda_driver_version() -> int | None:
+    """The CUDA driver version (e.g. 13000), or None when no device is usable."""
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return None
+    count, version = ctypes.c_int(0), ctypes.c_int(0)
+    if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return None
+    if count.value == 0 or cuda.cuDriverGetVersion(ctypes.byref(version)) != 0:
+        return None
+    return version.value
+
+
+@nox.session(name="tests-cupy")
+def tests_cupy(session: nox.Session) -> None:
+    """CuPy on the GPU; skipped, before installing anything, without a CUDA device."""
+    version = _cuda_driver_version()
+    if version is None:
+        session.skip("no CUDA device: the CuPy tests need a GPU")
+    session.install(f".[test,{'cuda13' if version >= 13000 else 'cuda12'}]")
+    _pytest(session, "cupy")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff on the package, tests, examples, benchmarks and this file."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")

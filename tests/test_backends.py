@@ -1,0 +1,125 @@
+"""Backend selection: following the data, 'auto', the CPU fallback, the probe cache."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet import _backends
+
+SMALL = dict(epochs=5)
+
+
+def _cupy_state() -> str:
+    info = _backends._probe("cupy")
+    return "usable" if info.usable else ("no-device" if info.installed else "missing")
+
+
+def test_backend_none_follows_the_data(xb, moons):
+    X, y = moons
+    model = xpnet.fit(xb.asarray(X), y, **SMALL)
+    assert model.backend == xb.name
+    assert str(model.device) == str(xb.device)
+
+
+def test_lists_train_on_numpy(moons):
+    X, y = moons
+    model = xpnet.fit(X.tolist(), y.tolist(), **SMALL)
+    assert model.backend == "numpy"
+    assert isinstance(model.predict(X.tolist()), np.ndarray)
+
+
+@pytest.mark.skipif(_cupy_state() == "usable", reason="a CUDA device is present")
+@pytest.mark.parametrize("device", [None, "cuda:0"])
+def test_cupy_without_a_gpu_falls_back_with_a_warning(moons, device):
+    X, y = moons
+    with pytest.warns(xpnet.BackendFallbackWarning, match="cupy") as record:
+        model = xpnet.fit(X, y, backend="cupy", device=device, **SMALL)
+    expected = "not installed" if _cupy_state() == "missing" else "CUDA"
+    assert expected in str(record[0].message)
+    assert "Falling back to NumPy" in str(record[0].message)
+    assert model.backend == "numpy"
+    assert issubclass(xpnet.BackendFallbackWarning, UserWarning)
+
+
+@pytest.mark.skipif(_cupy_state() == "usable", reason="a CUDA device is present")
+def test_cupy_without_a_gpu_raises_when_fallback_is_off(moons):
+    X, y = moons
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning on this path, only the error
+        with pytest.raises(xpnet.BackendUnavailableError, match="cupy"):
+            xpnet.fit(X, y, backend="cupy", fallback=False, **SMALL)
+    assert issubclass(xpnet.BackendUnavailableError, RuntimeError)
+
+
+def test_cupy_not_installed_falls_back(moons, monkeypatch, fresh_probe):
+    # Fail xpnet's import of cupy as an absent package does.  (Blocking it in sys.modules
+    # instead would also break the import of torch, which looks for cupy.)
+    def no_cupy():
+        raise ModuleNotFoundError("No module named 'cupy'")
+
+    monkeypatch.setattr(_backends._ADAPTERS["cupy"], "load", no_cupy)
+    X, y = moons
+    with pytest.warns(xpnet.BackendFallbackWarning, match="cupy is not installed"):
+        model = xpnet.fit(X, y, backend="cupy", **SMALL)
+    assert model.backend == "numpy"
+    with pytest.raises(xpnet.BackendUnavailableError, match="cupy is not installed"):
+        xpnet.fit(X, y, backend="cupy", fallback=False, **SMALL)
+    info = xpnet.available_backends()["cupy"]
+    assert not info.installed and not info.usable and info.devices == ()
+
+
+def test_auto_never_warns(moons):
+    X, y = moons
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = xpnet.fit(X, y, backend="auto", **SMALL)
+    assert model.backend == ("cupy" if _cupy_state() == "usable" else "numpy")
+
+
+def test_auto_refuses_a_device(moons):
+    X, y = moons
+    with pytest.raises(ValueError, match="backend='auto'"):
+        xpnet.fit(X, y, backend="auto", device="cuda:1", **SMALL)
+
+
+def test_torch_cuda_without_a_gpu_falls_back(moons):
+    pytest.importorskip("torch")
+    if any(d.startswith("cuda") for d in _backends._probe("torch").devices):
+        pytest.skip("a CUDA device is present")
+    X, y = moons
+    with pytest.warns(xpnet.BackendFallbackWarning, match="CUDA is not available"):
+        model = xpnet.fit(X, y, backend="torch", device="cuda", **SMALL)
+    assert model.backend == "numpy"
+
+
+def test_the_probe_runs_once_per_process(monkeypatch, fresh_probe):
+    calls = []
+    adapter = _backends._ADAPTERS["numpy"]
+    original = adapter.device_names
+    monkeypatch.setattr(adapter, "device_names", lambda mod: calls.append(1) or original(mod))
+    for _ in range(3):
+        xpnet.available_backends()
+        _backends.resolve("numpy", None, None, True)
+    assert len(calls) == 1
+
+
+def test_available_backends_reports_every_backend():
+    report = xpnet.available_backends()
+    assert tuple(report) == xpnet.BACKENDS
+    assert report["numpy"].usable and report["numpy"].devices == ("cpu",)
+    for info in report.values():
+        assert info.usable == (info.reason is None)
+        if not info.installed:
+            assert info.version is None and info.devices == ()
+
+
+def test_model_reports_backend_and_device(xb, moons):
+    X, y = moons
+    model = xpnet.fit(X, y, backend=xb.name, device=xb.device, **SMALL)
+    assert model.backend == xb.name
+    assert str(model.device) == str(xb.device)
+    assert xb.name in repr(model)
