@@ -312,14 +312,28 @@ def test_backend_training_matches_numpy_in_float64(xb, solver):
     if not _backends.Target(xb.name, xb.xp, xb.device).has_float64():
         pytest.skip("no float64 on this device")
     X, y, _, _ = PROBLEMS["multiclass"]
+    sw = np.random.RandomState(1).uniform(0.5, 2.0, X.shape[0])
     kw = dict(hidden_layer_sizes=(6,), solver=solver, max_iter=3, random_state=0, batch_size=50)
     kw["early_stopping"] = solver != "lbfgs"
-    here = _fit_quietly(xpnet.MLPClassifier(**kw), xb.asarray(X), xb.asarray(y))
-    ref = _fit_quietly(xpnet.MLPClassifier(**kw), X, y)
+    here = xpnet.MLPClassifier(**kw)
+    _fit_quietly(here, xb.asarray(X), xb.asarray(y), sample_weight=xb.asarray(sw))
+    ref = _fit_quietly(xpnet.MLPClassifier(**kw), X, y, sample_weight=sw)
     _assert_same_params(here, ref, rtol=1e-9)
     Xr, yr, _, _ = PROBLEMS["regression"]
     here = _fit_quietly(xpnet.MLPRegressor(**kw), xb.asarray(Xr), xb.asarray(yr))
     ref = _fit_quietly(xpnet.MLPRegressor(**kw), Xr, yr)
+    _assert_same_params(here, ref, rtol=1e-9)
+
+
+def test_backend_partial_fit_matches_numpy(xb):
+    if not _backends.Target(xb.name, xb.xp, xb.device).has_float64():
+        pytest.skip("no float64 on this device")
+    X, y, _, _ = PROBLEMS["binary"]
+    here = xpnet.MLPClassifier((5,), solver="sgd", random_state=0, batch_size=50)
+    ref = xpnet.MLPClassifier((5,), solver="sgd", random_state=0, batch_size=50)
+    for part in (slice(0, 60), slice(60, 120)):
+        here.partial_fit(xb.asarray(X[part]), xb.asarray(y[part]), classes=[0, 1])
+        ref.partial_fit(X[part], y[part], classes=[0, 1])
     _assert_same_params(here, ref, rtol=1e-9)
 
 

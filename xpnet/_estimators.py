@@ -585,6 +585,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         ``classes`` (all the labels) is required on the first call.
         """
+        if not _on_host(y):  # labels live on the host, as classes_ does
+            y = _backends.to_host(y)
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
