@@ -11,6 +11,7 @@ torch, JAX, array_api_strict) are checked by xpnet and stay on their device.
 from __future__ import annotations
 
 import warnings
+from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,7 @@ def _is_sparse(x: Any) -> bool:
     return hasattr(x, "tocsr") and hasattr(x, "nnz")
 
 
-class _BaseMLP(BaseEstimator):
+class _BaseMLP(BaseEstimator, ABC):
     """The shared machinery of :class:`MLPClassifier` and :class:`MLPRegressor`."""
 
     _parameter_constraints: dict = {
@@ -67,14 +68,17 @@ class _BaseMLP(BaseEstimator):
     }
 
     # -- subclasses -------------------------------------------------------------
-    def _output_name(self) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _output_name(self) -> str:
+        """The output layer's function: softmax, logistic, identity or exp."""
 
+    @abstractmethod
     def _encode_y(self, y: np.ndarray, incremental: bool, first_pass: bool) -> np.ndarray:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """y as the network's target matrix (labels binarised for a classifier)."""
 
+    @abstractmethod
     def _validation_score(self, y_val: Any, out: np.ndarray, sw: Any) -> float:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """The early-stopping score of the outputs ``out`` against ``y_val``."""
 
     # -- input ------------------------------------------------------------------
     def _validate_fit_input(self, X: Any, y: Any, reset: bool) -> tuple[Any, np.ndarray]:
@@ -441,7 +445,14 @@ def _move_state(target: _backends.Target | None, state: Any, dtype: Any) -> Any:
     return target.asarray(state, dtype)
 
 
-_FIT_DOC = """
+_SHARED_DOC = """
+    Parameters
+    ----------
+    hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
+learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start, \
+momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon, \
+n_iter_no_change, max_fun
+        As in scikit-learn 1.9, with the same defaults and meanings.
     backend : {None, "auto", "numpy", "cupy", "torch", "jax", "array_api_strict"}, default None
         Where to train, as in :func:`xpnet.fit`: None trains where X lives; a
         named backend moves the data there (NumPy results come back as NumPy);
@@ -449,6 +460,24 @@ _FIT_DOC = """
         :class:`~xpnet.BackendFallbackWarning` on every fit.
     device : object, optional
         A device of that backend ("cuda:1", "cpu", a torch.device, ...).
+
+    Attributes
+    ----------
+    coefs_, intercepts_ : list of numpy.ndarray
+        The weights and biases of each layer, always NumPy, set at the end of fit.
+    loss_ : float
+        The loss at the end of training (scikit-learn's: mean loss plus the
+        L2 penalty over the total sample weight).
+    loss_curve_ : list of float
+        The loss after each epoch (sgd and adam only).
+    best_loss_, validation_scores_, best_validation_score_ : float, list, float or None
+        As in scikit-learn, depending on ``early_stopping``.
+    t_, n_iter_, n_layers_, n_outputs_, out_activation_ : int, int, int, int, str
+        Samples seen, epochs (or L-BFGS iterations) of the last fit, layers
+        counting input and output, outputs, and the output function.
+    n_features_in_ : int
+    feature_names_in_ : numpy.ndarray
+        Only when X had string column names.
 """
 
 
@@ -459,11 +488,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     parameters, defaults, fitted attributes and numbers (the same initial
     weights, shuffling, batches, early-stopping split and updates for a given
     ``random_state``), trained by xpnet on NumPy, CuPy, PyTorch, JAX or
-    array_api_strict.  See scikit-learn's documentation for the parameters
-    shared with it; the two added ones are:
+    array_api_strict.
+
+    Attributes beyond those listed below: ``classes_`` (the labels).
     """
 
-    __doc__ += _FIT_DOC
+    __doc__ += _SHARED_DOC
 
     def __init__(
         self,
@@ -663,11 +693,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     A drop-in for :class:`sklearn.neural_network.MLPRegressor` with the same
     parameters, defaults, fitted attributes and numbers, trained by xpnet on
-    NumPy, CuPy, PyTorch, JAX or array_api_strict.  See scikit-learn's
-    documentation for the parameters shared with it; the two added ones are:
+    NumPy, CuPy, PyTorch, JAX or array_api_strict.  ``loss`` is
+    "squared_error" (identity output) or "poisson" (exponential output,
+    non-negative targets).
     """
 
-    __doc__ += _FIT_DOC
+    __doc__ += _SHARED_DOC
 
     def __init__(
         self,
