@@ -79,3 +79,17 @@ def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+# -- issue 4: scikit-learn drop-in (branch sklearn) -------------------------------------
+
+
+@nox.session(name="benchmark-sklearn")
+def benchmark_sklearn(session: nox.Session) -> None:
+    """xpnet's MLPs against scikit-learn's: held-out scores and fit-time ratios, side by side.
+
+    Pass ``-- --quick`` for max_iter=50 and three random_states.
+    """
+    session.install(".")
+    session.run("python", "benchmarks/sklearn_side_by_side.py", *session.posargs)
+

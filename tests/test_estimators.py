@@ -64,6 +64,7 @@ def _assert_same_params(ours, theirs, rtol=1e-6):
 
 
 @numpy_only
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @parametrize_with_checks(
     [
         xpnet.MLPClassifier(max_iter=50, random_state=0),
