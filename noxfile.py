@@ -92,4 +92,3 @@ def benchmark_sklearn(session: nox.Session) -> None:
     """
     session.install(".")
     session.run("python", "benchmarks/sklearn_side_by_side.py", *session.posargs)
-
