@@ -383,3 +383,16 @@ def test_cupy_without_a_gpu_falls_back_with_a_warning_on_every_fit():
         with pytest.warns(xpnet.BackendFallbackWarning, match="cupy"):
             _fit_quietly(model, X, y)
     assert isinstance(model.predict_proba(X), np.ndarray)
+
+
+@numpy_only
+def test_verbose_prints_sklearns_progress_lines(capsys):
+    X, y, _, _ = PROBLEMS["multiclass"]
+    kw = dict(hidden_layer_sizes=(4,), max_iter=3, random_state=0, verbose=True)
+    kw.update(early_stopping=True, n_iter_no_change=1, tol=10.0)
+    _fit_quietly(skl.MLPClassifier(**kw), X, y)
+    theirs = capsys.readouterr().out
+    _fit_quietly(xpnet.MLPClassifier(**kw), X, y)
+    ours = capsys.readouterr().out
+    assert "Iteration 1, loss = " in ours and "Validation score: " in ours
+    assert ours == theirs
