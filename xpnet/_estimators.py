@@ -191,10 +191,11 @@ class _BaseMLP(BaseEstimator, ABC):
         swt = None if sample_weight is None else target.asarray(sample_weight, dtype)
         params = to_target(target, zip(self.coefs_, self.intercepts_, strict=True), dtype)
 
-        if self.solver in _STOCHASTIC:
-            params = self._fit_stochastic(target, params, Xt, Yt, Y, swt, incremental, dtype)
-        else:
-            params = self._fit_lbfgs(target, params, Xt, Yt, swt, dtype)
+        with target.activate():  # CuPy allocates on the current device
+            if self.solver in _STOCHASTIC:
+                params = self._fit_stochastic(target, params, Xt, Yt, Y, swt, incremental, dtype)
+            else:
+                params = self._fit_lbfgs(target, params, Xt, Yt, swt, dtype)
 
         host = [(_backends.to_host(W), _backends.to_host(b)) for W, b in params]
         if not all(np.isfinite(W).all() and np.isfinite(b).all() for W, b in host):
