@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import warnings
@@ -86,6 +87,10 @@ class SGD:
         self.schedule = schedule
         self.power_t = power_t
 
+    def rule(self) -> tuple:
+        """The constants of the update (not the step size): a cache key."""
+        return ("sgd", self.momentum, self.nesterov)
+
     def init(self, xp: Any, params: list) -> list | None:
         """The device state: one velocity per array, or None without momentum."""
         if self.momentum == 0:
@@ -151,6 +156,10 @@ class Adam:
         self.learning_rate = float(learning_rate_init)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
         self.t = 0
+
+    def rule(self) -> tuple:
+        """The constants of the update (not the step size): a cache key."""
+        return ("adam", self.beta_1, self.beta_2, self.epsilon)
 
     def init(self, xp: Any, params: list) -> list:
         zeros = [(xp.zeros_like(W), xp.zeros_like(b)) for W, b in params]
@@ -249,6 +258,59 @@ class Batches:
 EpochEnd = Callable[[int, list, Any], bool]
 
 
+def _step(
+    target: _backends.Target,
+    optimizer: SGD | Adam,
+    activation: str,
+    output: str,
+    l2: float,
+    mean_gradients: bool,
+) -> Callable:
+    """The training step, compiled by ``target.jit`` once per configuration.
+
+    JAX compiles on the first call of each jitted function, so the steps are
+    kept per backend, device, network and update rule: repeated fits (warm
+    starts, partial_fit, grid searches) reuse them.  The step reads only the
+    optimizer's constants (momentum, betas); the step size is an argument.
+    """
+    key = (
+        target.name, str(target.device), activation, output, float(l2), mean_gradients,
+        optimizer.rule(),
+    )  # fmt: skip
+    if key not in _STEPS:
+        _STEPS[key] = target.jit(_make_step(target.xp, copy.copy(optimizer), key))
+        while len(_STEPS) > _MAX_STEPS:
+            _STEPS.pop(next(iter(_STEPS)))
+    return _STEPS[key]
+
+
+_STEPS: dict[tuple, Callable] = {}
+_MAX_STEPS = 64
+
+
+def _make_step(xp: Any, optimizer: SGD | Adam, key: tuple) -> Callable:
+    _, _, activation, output, l2, mean_gradients, _ = key
+    terms = dict(activation=activation, output=output, l2=l2)
+
+    if mean_gradients:
+
+        def step(params, state, X, Y, sw, lr):
+            loss, grads = loss_and_gradients(xp, params, X, Y, sample_weight=sw, **terms)
+            total = X.shape[0] if sw is None else xp.sum(sw)
+            grads = [(dW / total, db / total) for dW, db in grads]
+            params, state = optimizer.update(xp, params, grads, state, lr)
+            return params, state, loss / total
+
+        return step
+
+    def step(params, state, X, Y, sw, lr):
+        grads = gradients(xp, params, X, Y, sample_weight=sw, **terms)
+        params, state = optimizer.update(xp, params, grads, state, lr)
+        return params, state, None
+
+    return step
+
+
 def train(
     target: _backends.Target,
     params: list,
@@ -283,26 +345,7 @@ def train(
     epochs_done : int
         The number of epochs that ran to their end.
     """
-    xp = target.xp
-    math_ = dict(activation=activation, output=output, l2=l2)
-
-    if mean_gradients:
-
-        def step(params, state, X, Y, sw, lr):
-            loss, grads = loss_and_gradients(xp, params, X, Y, sample_weight=sw, **math_)
-            total = X.shape[0] if sw is None else xp.sum(sw)
-            grads = [(dW / total, db / total) for dW, db in grads]
-            params, state = optimizer.update(xp, params, grads, state, lr)
-            return params, state, loss / total
-
-    else:
-
-        def step(params, state, X, Y, sw, lr):
-            grads = gradients(xp, params, X, Y, sample_weight=sw, **math_)
-            params, state = optimizer.update(xp, params, grads, state, lr)
-            return params, state, None
-
-    step = target.jit(step)
+    step = _step(target, optimizer, activation, output, l2, mean_gradients)
     done = 0
     try:
         with target.activate():
