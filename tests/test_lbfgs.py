@@ -172,6 +172,21 @@ def test_first_step_and_counters_match_scipy(xb):
     assert res.success
 
 
+def test_objective_as_python_float(xb):
+    """``fun`` may return its value as a Python float (already on the host)."""
+    Q, b = random_spd(10)
+    inner = compiled(xb, quadratic(xb.xp, xb.asarray(Q), xb.asarray(b)))
+
+    def fun(x):
+        f, g = inner(x)
+        return float(f), g
+
+    res = minimize_lbfgs(fun, xb.asarray(np.zeros(10)), maxiter=200, maxfun=400, gtol=1e-8)
+    ref = minimize_lbfgs(inner, xb.asarray(np.zeros(10)), maxiter=200, maxfun=400, gtol=1e-8)
+    assert res.success and isinstance(res.fun, float)
+    assert (res.nit, res.nfev, res.fun) == (ref.nit, ref.nfev, ref.fun)
+
+
 def test_converged_at_start_takes_no_iteration(xb):
     xp = xb.xp
     res = minimize_lbfgs(

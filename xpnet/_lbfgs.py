@@ -9,8 +9,9 @@ they steer the control flow.
 
 Without bounds, the search direction of L-BFGS-B's compact representation is
 the one of the two-loop recursion with ``H0 = (s.y / y.y) I``, so this module
-uses the two-loop recursion and reproduces SciPy's stopping rules and
-counters, which scikit-learn's ``n_iter_`` and ``max_fun`` rely on:
+computes that direction (in matrix form, see ``_kernels``) and reproduces
+SciPy's first step, stopping rules and counters, which scikit-learn's
+``n_iter_`` and ``max_fun`` rely on:
 
 * ``nfev`` counts every call of ``fun``, the one at ``x0`` included;
 * ``nit`` counts completed iterations (accepted line searches);
@@ -19,7 +20,16 @@ counters, which scikit-learn's ``n_iter_`` and ``max_fun`` rely on:
   never cut short, so ``nfev`` may pass ``maxfun`` by one line search), and
   only then the convergence tests (``max|g| <= gtol``, then the relative
   reduction of ``f`` against ``ftol``);
-* ``max|g| <= gtol`` at ``x0`` returns at once with ``nit == 0``.
+* ``max|g| <= gtol`` at ``x0`` returns at once with ``nit == 0``;
+* the first trial step is ``1/|g|`` (a move of unit length, uncapped, as SciPy
+  takes it), later ones are 1;
+* where the decrease the model promises is below the rounding of ``f``, the
+  iteration ends in place and the ``ftol`` test stops the run (SciPy accepts a
+  step there and stops the same way, or, sometimes, reports an abnormal stop).
+
+The per-iteration array work is a handful of pure kernels, compiled through
+``Target.jit`` where the backend compiles (JAX), once per namespace; their
+shapes never change during a run, so one compilation serves it.
 """
 
 from __future__ import annotations
@@ -181,10 +191,10 @@ def minimize_lbfgs(
                 f"fun returned a gradient of shape {tuple(g.shape)} for x of shape "
                 f"{tuple(x0.shape)}; return the gradient flattened like x"
             )
-        if isinstance(f, (int, float)):
-            f = xp.asarray(float(f), dtype=g.dtype, device=array_api_compat.device(g))
-        f_val, slope, gmax = _backends.to_host(kernels.summary(f, g, d)).tolist()
-        return _Point(a, x, f_val, g, slope, gmax)
+        host_f = isinstance(f, (int, float))  # a Python float needs no transfer
+        summary = kernels.summary(None if host_f else f, g, d)
+        f_val, slope, gmax = _backends.to_host(summary).tolist()
+        return _Point(a, x, float(f) if host_f else f_val, g, slope, gmax)
 
     here = evaluate(0.0, x0, None)
     if not math.isfinite(here.f) or not math.isfinite(here.gmax):
@@ -202,7 +212,7 @@ def minimize_lbfgs(
         d, stats = kernels.direction(here.g, S, Y)
         slope0, d_norm = _backends.to_host(stats).tolist()
         # SciPy's first trial step moves x by unit length; later ones take the full step.
-        a0 = min(1.0 / d_norm, _MAX_STEP) if nit == 0 and stored == 0 else 1.0
+        a0 = min(1.0 / d_norm, _MAX_STEP) if nit == 0 and stored == 0 and d_norm > 0 else 1.0
         new = None
         if math.isfinite(slope0) and slope0 < 0:
             origin = _Point(0.0, here.x, here.f, here.g, slope0, here.gmax)
@@ -260,7 +270,7 @@ def _check_args(xp: Any, x0: Array, **opts: Any) -> None:
 class _Kernels(NamedTuple):
     """The array work of one iteration, as pure functions (compiled where the backend can)."""
 
-    summary: Callable  # (f, g, d or None) -> [f, g.d or 0, max|g|]
+    summary: Callable  # (f or None, g, d or None) -> [f or 0, g.d or 0, max|g|]
     direction: Callable  # (g, S, Y) -> (d, [g.d, |d|])
     update: Callable  # (S, Y, x_new, x, g_new, g) -> (S, Y)
     step: Callable  # (x, a, d) -> x + a d
@@ -271,29 +281,38 @@ class _Kernels(NamedTuple):
 def _kernels(xp: Any, jit: Callable) -> _Kernels:
     """Build the kernels for namespace ``xp``, once per namespace so compiled code is reused."""
 
-    def summary(f: Array, g: Array, d: Array | None) -> Array:
-        gmax = xp.max(xp.abs(g))
-        slope = xp.vecdot(g, d) if d is not None else xp.zeros_like(gmax)  # x0: no line yet
-        return xp.stack([xp.astype(xp.reshape(f, ()), g.dtype), slope, gmax])
+    def summary(f: Array | None, g: Array, d: Array | None) -> Array:
+        # f may be wider than g (a float64 loss of float32 parameters): keep its precision.
+        dtype = g.dtype if f is None else xp.result_type(f.dtype, g.dtype)
+        gmax = xp.astype(xp.max(xp.abs(g)), dtype)
+        zero = xp.zeros_like(gmax)
+        f = zero if f is None else xp.astype(xp.reshape(f, ()), dtype)  # None: f is on the host
+        slope = zero if d is None else xp.astype(xp.vecdot(g, d), dtype)  # None: at x0, no line
+        return xp.stack([f, slope, gmax])
 
     def direction(g: Array, S: Array, Y: Array) -> tuple[Array, Array]:
-        # The two-loop recursion for -H g, newest pair first, then H0 = gamma I, then back.
-        # Empty (zero) rows get rho = 0 and so change nothing.
-        sy = xp.sum(S * Y, axis=1)
+        # The two-loop recursion for -H g, with its two scalar recurrences written as
+        # unit-triangular systems over the m x m products S Y' (few, large operations
+        # rather than 4m small ones).  Empty (zero) rows get rho = 0 and change nothing.
+        m = S.shape[0]
+        eye = xp.eye(m, dtype=S.dtype, device=array_api_compat.device(S))
+        idx = xp.arange(m, device=array_api_compat.device(S))
+        SY = S @ xp.matrix_transpose(Y)  # SY[i, j] = s_i . y_j
+        sy = xp.sum(SY * eye, axis=1)
         stored = sy > 0
         rho = xp.where(stored, 1.0 / xp.where(stored, sy, xp.ones_like(sy)), xp.zeros_like(sy))
         yy = xp.vecdot(Y[-1, :], Y[-1, :])
         one = xp.ones_like(yy)
         gamma = xp.where(stored[-1], sy[-1] / xp.where(stored[-1], yy, one), one)
-        q, alphas = g, []
-        for i in range(S.shape[0] - 1, -1, -1):
-            alpha = rho[i] * xp.vecdot(S[i, :], q)
-            q = q - alpha * Y[i, :]
-            alphas.append(alpha)
-        r = gamma * q
-        for i, alpha in zip(range(S.shape[0]), reversed(alphas), strict=True):
-            r = r + (alpha - rho[i] * xp.vecdot(Y[i, :], r)) * S[i, :]
-        d = -r
+        # Newest first: alpha_i = rho_i s_i.(g - sum_{j>i} alpha_j y_j).
+        upper = SY * xp.astype(idx[None, :] > idx[:, None], S.dtype)
+        alpha = xp.linalg.solve(eye + rho[:, None] * upper, (rho * (S @ g))[:, None])[:, 0]
+        q = g - alpha @ Y
+        # Oldest first: beta_i = rho_i y_i.(gamma q + sum_{j<i} (alpha_j - beta_j) s_j).
+        lower = xp.matrix_transpose(upper)
+        rhs = rho * (gamma * (Y @ q) + lower @ alpha)
+        beta = xp.linalg.solve(eye + rho[:, None] * lower, rhs[:, None])[:, 0]
+        d = -(gamma * q + (alpha - beta) @ S)
         return d, xp.stack([xp.vecdot(g, d), xp.linalg.vector_norm(d)])
 
     def update(
