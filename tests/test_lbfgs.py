@@ -156,6 +156,30 @@ def test_random_convex_quadratic(xb):
     assert ref.nit / 2 <= res.nit <= 2 * ref.nit
 
 
+def wavy_bowl(xp, c):
+    """``c |x|^2 / 2 + sum cos x`` and its gradient.
+
+    For tiny ``c`` the first unit-length step is far too short (the line search must
+    extrapolate); for huge ``c`` far too long (it must zoom in).
+    """
+
+    def fun(x):
+        return 0.5 * c * xp.vecdot(x, x) + xp.sum(xp.cos(x)), c * x - xp.sin(x)
+
+    return fun
+
+
+@pytest.mark.parametrize("c", [1e-4, 1e6])
+def test_badly_scaled_first_step_is_recovered(xb, c):
+    x0 = np.linspace(1.0, 30.0, 10)
+    opts = dict(maxiter=1000, maxfun=3000)
+    res = minimize_lbfgs(compiled(xb, wavy_bowl(xb.xp, c)), xb.asarray(x0), **opts)
+    ref = scipy_lbfgs(for_scipy(wavy_bowl(NP, c)), x0, **opts)
+    assert res.success and ref.success, res.message
+    assert res.fun == pytest.approx(ref.fun, rel=1e-8)
+    assert abs(res.nit - ref.nit) <= 2 and abs(res.nfev - ref.nfev) <= 2
+
+
 def test_first_step_and_counters_match_scipy(xb):
     """The first trial moves x by unit length, so this takes 1 iteration and 3 evaluations."""
     xp = xb.xp
