@@ -17,7 +17,8 @@ SciPy's first step, stopping rules and counters, which scikit-learn's
 * ``nit`` counts completed iterations (accepted line searches);
 * after each iteration, ``callback`` runs, then the limits are tested
   (``nit >= maxiter``, then ``nfev > maxfun``: a line search in progress is
-  never cut short, so ``nfev`` may pass ``maxfun`` by one line search), and
+  never cut short, so ``nfev`` may pass ``maxfun`` by up to ``maxls``, twice
+  that when a failed search is retried along ``-g``), and
   only then the convergence tests (``max|g| <= gtol``, then the relative
   reduction of ``f`` against ``ftol``);
 * ``max|g| <= gtol`` at ``x0`` returns at once with ``nit == 0``;
