@@ -275,6 +275,21 @@ def test_float32_stays_float32_on_its_device(xb):
     np.testing.assert_array_equal(xb.to_numpy(x0), before)  # the caller's x0 is untouched
 
 
+def test_wider_objective_keeps_its_precision(xb):
+    """A float64 loss of float32 parameters is reported in float64, not rounded."""
+    xp = xb.xp
+    Q, b = random_spd(10, seed=1)
+    inner = compiled(xb, quadratic(xp, xb.asarray(Q, "float32"), xb.asarray(b, "float32")))
+
+    def fun(x):
+        f, g = inner(x)
+        return xp.astype(f, xp.float64) + 1e-12, g  # the offset is below float32's resolution
+
+    res = minimize_lbfgs(fun, xb.asarray(np.zeros(10), "float32"), maxiter=50, maxfun=100)
+    assert res.x.dtype == xp.float32
+    assert res.fun == float(fun(res.x)[0])
+
+
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 def test_nan_region_is_backed_out_of(xb):
     """A log barrier: steps that leave the domain give NaN and must be shrunk."""
