@@ -283,7 +283,8 @@ def test_wider_objective_keeps_its_precision(xb):
 
     def fun(x):
         f, g = inner(x)
-        return xp.astype(f, xp.float64) + 1e-12, g  # the offset is below float32's resolution
+        wide = xp.asarray(xp.astype(f, xp.float64) + 1e-12)  # offset below float32's resolution
+        return wide, g
 
     res = minimize_lbfgs(fun, xb.asarray(np.zeros(10), "float32"), maxiter=50, maxfun=100)
     assert res.x.dtype == xp.float32
