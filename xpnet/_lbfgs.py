@@ -9,25 +9,37 @@ they steer the control flow.
 
 Without bounds, the search direction of L-BFGS-B's compact representation is
 the one of the two-loop recursion with ``H0 = (s.y / y.y) I``, so this module
-uses the two-loop recursion and reproduces SciPy's stopping rules and
-counters, which scikit-learn's ``n_iter_`` and ``max_fun`` rely on:
+computes that direction (in matrix form, see ``_kernels``) and reproduces
+SciPy's first step, stopping rules and counters, which scikit-learn's
+``n_iter_`` and ``max_fun`` rely on:
 
 * ``nfev`` counts every call of ``fun``, the one at ``x0`` included;
 * ``nit`` counts completed iterations (accepted line searches);
 * after each iteration, ``callback`` runs, then the limits are tested
   (``nit >= maxiter``, then ``nfev > maxfun``: a line search in progress is
-  never cut short, so ``nfev`` may pass ``maxfun`` by one line search), and
+  never cut short, so ``nfev`` may pass ``maxfun`` by up to ``maxls``, twice
+  that when a failed search is retried along ``-g``), and
   only then the convergence tests (``max|g| <= gtol``, then the relative
   reduction of ``f`` against ``ftol``);
-* ``max|g| <= gtol`` at ``x0`` returns at once with ``nit == 0``.
+* ``max|g| <= gtol`` at ``x0`` returns at once with ``nit == 0``;
+* the first trial step is ``1/|g|`` (a move of unit length, uncapped, as SciPy
+  takes it), later ones are 1;
+* where the decrease the model promises is below the rounding of ``f``, the
+  iteration ends in place and the ``ftol`` test stops the run (SciPy accepts a
+  step there and stops the same way, or, sometimes, reports an abnormal stop).
+
+The per-iteration array work is a handful of pure kernels, compiled through
+``Target.jit`` where the backend compiles (JAX), once per namespace; their
+shapes never change during a run, so one compilation serves it.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import array_api_compat
 
@@ -165,6 +177,9 @@ def minimize_lbfgs(
     xp = array_api_compat.array_namespace(x0)
     _check_args(xp, x0, maxiter=maxiter, maxfun=maxfun, gtol=gtol, ftol=ftol, m=m, maxls=maxls)
     eps = float(xp.finfo(x0.dtype).eps)
+    kernels = _kernels(xp, _backends.target_of(x0).adapter.jit)
+    if not bool(kernels.all_finite(x0)):
+        raise ValueError("x0 contains NaN or infinity; start from finite values")
 
     nfev = 0
 
@@ -177,12 +192,10 @@ def minimize_lbfgs(
                 f"fun returned a gradient of shape {tuple(g.shape)} for x of shape "
                 f"{tuple(x0.shape)}; return the gradient flattened like x"
             )
-        gmax = xp.max(xp.abs(g))
-        if d is None:
-            f_val, gmax_val = _floats(xp, f, gmax)
-            return _Point(a, x, f_val, g, math.nan, gmax_val)
-        f_val, slope, gmax_val = _floats(xp, f, xp.vecdot(g, d), gmax)
-        return _Point(a, x, f_val, g, slope, gmax_val)
+        host_f = isinstance(f, (int, float))  # a Python float needs no transfer
+        summary = kernels.summary(None if host_f else f, g, d)
+        f_val, slope, gmax = _backends.to_host(summary).tolist()
+        return _Point(a, x, float(f) if host_f else f_val, g, slope, gmax)
 
     here = evaluate(0.0, x0, None)
     if not math.isfinite(here.f) or not math.isfinite(here.gmax):
@@ -190,36 +203,38 @@ def minimize_lbfgs(
     if here.gmax <= gtol:
         return _result(here, 0, nfev, CONVERGED, "CONVERGENCE: max|g| <= gtol at x0")
 
-    pairs: list[tuple[Array, Array, float, Array]] = []  # (s, y, 1/s.y, y.y)
+    # The m newest correction pairs as rows of S and Y, newest last.  Empty rows are
+    # zeros, which the two-loop recursion passes through unchanged, so shapes never vary.
+    empty = xp.zeros((m, x0.shape[0]), dtype=x0.dtype, device=array_api_compat.device(x0))
+    S = Y = empty
+    stored = 0
     nit = 0
     while True:
-        d = -_two_loop(xp, here.g, pairs)
-        slope0 = float(xp.vecdot(here.g, d))
-        if nit == 0 and not pairs:
-            # SciPy's first step moves x by unit length: a = 1/|d|.
-            a0 = min(1.0 / float(xp.linalg.vector_norm(d)), _MAX_STEP)
-        else:
-            a0 = 1.0
-        origin = _Point(0.0, here.x, here.f, here.g, slope0, here.gmax)
+        d, stats = kernels.direction(here.g, S, Y)
+        slope0, d_norm = _backends.to_host(stats).tolist()
+        # SciPy's first trial step moves x by unit length; later ones take the full step.
+        a0 = min(1.0 / d_norm, _MAX_STEP) if nit == 0 and stored == 0 and d_norm > 0 else 1.0
         new = None
         if math.isfinite(slope0) and slope0 < 0:
-            new = _line_search(evaluate, origin, d, a0, maxls, eps)
-        if new is None and -a0 * slope0 <= _NOISE * eps * max(abs(here.f), 1.0):
-            # The decrease the model promises is below f's rounding: nothing left to gain.
-            # SciPy accepts such a step and its ftol test then stops; staying put keeps
-            # its counters (one more iteration, reduction 0 <= ftol) without moving.
-            new = here
-        elif new is None:
-            if pairs:  # the curvature pairs misled; forget them and go down the gradient
-                pairs = []
+            origin = _Point(0.0, here.x, here.f, here.g, slope0, here.gmax)
+            new = _line_search(evaluate, kernels.step, origin, d, a0, maxls, eps)
+            if new is None and -a0 * slope0 <= _NOISE * eps * max(abs(here.f), 1.0):
+                # The decrease the model promises is below f's rounding: nothing left to
+                # gain.  SciPy accepts such a step and its ftol test then stops; staying put
+                # keeps its counters (one more iteration, reduction 0 <= ftol) without moving.
+                new = here
+        if new is None:
+            if stored:  # the stored pairs misled; forget them and go down the gradient
+                S = Y = empty
+                stored = 0
                 continue
             return _result(here, nit, nfev, ABNORMAL, "ABNORMAL: the line search cannot decrease f")
 
         # s = a d, so s.y = a (g_new.d - g.d) needs no reduction of its own.
         sy = new.a * (new.slope - slope0)
         if new is not here and sy > eps * new.a * -slope0:  # skip pairs without curvature
-            s, y = new.x - here.x, new.g - here.g
-            pairs = [*pairs, (s, y, 1.0 / sy, xp.vecdot(y, y))][-m:]
+            S, Y = kernels.update(S, Y, new.x, here.x, new.g, here.g)
+            stored = min(stored + 1, m)
         f_old, here = here.f, new
         nit += 1
         if callback is not None:
@@ -251,37 +266,80 @@ def _check_args(xp: Any, x0: Array, **opts: Any) -> None:
         value = opts[name]
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    if not bool(xp.all(xp.isfinite(x0))):
-        raise ValueError("x0 contains NaN or infinity; start from finite values")
 
 
-def _floats(xp: Any, f: Any, *scalars: Array) -> list[float]:
-    """``f`` and the 0-d arrays ``scalars`` as Python floats, in one transfer to the host."""
-    parts = list(scalars)
-    if not isinstance(f, (int, float)):
-        parts.insert(0, xp.astype(xp.reshape(f, ()), parts[0].dtype))
-    host = _backends.to_host(xp.stack(parts)).tolist()
-    return [float(f), *host] if isinstance(f, (int, float)) else host
+class _Kernels(NamedTuple):
+    """The array work of one iteration, as pure functions (compiled where the backend can)."""
+
+    summary: Callable  # (f or None, g, d or None) -> [f or 0, g.d or 0, max|g|]
+    direction: Callable  # (g, S, Y) -> (d, [g.d, |d|])
+    update: Callable  # (S, Y, x_new, x, g_new, g) -> (S, Y)
+    step: Callable  # (x, a, d) -> x + a d
+    all_finite: Callable  # x -> bool
 
 
-def _two_loop(xp: Any, g: Array, pairs: list) -> Array:
-    """The L-BFGS product ``H g`` from the stored pairs, oldest first."""
-    if not pairs:
-        return g
-    q, alphas = g, []
-    for s, y, rho, _ in reversed(pairs):
-        alpha = rho * xp.vecdot(s, q)
-        q = q - alpha * y
-        alphas.append(alpha)
-    _, _, rho_new, yy_new = pairs[-1]
-    r = q * ((1.0 / rho_new) / yy_new)  # H0 = (s.y / y.y) I from the newest pair
-    for (s, y, rho, _), alpha in zip(pairs, reversed(alphas), strict=True):
-        r = r + (alpha - rho * xp.vecdot(y, r)) * s
-    return r
+@functools.cache
+def _kernels(xp: Any, jit: Callable) -> _Kernels:
+    """Build the kernels for namespace ``xp``, once per namespace so compiled code is reused."""
+
+    def summary(f: Array | None, g: Array, d: Array | None) -> Array:
+        # f may be wider than g (a float64 loss of float32 parameters): keep its precision.
+        dtype = g.dtype if f is None else xp.result_type(f.dtype, g.dtype)
+        gmax = xp.astype(xp.max(xp.abs(g)), dtype)
+        zero = xp.zeros_like(gmax)
+        f = zero if f is None else xp.astype(xp.reshape(f, ()), dtype)  # None: f is on the host
+        slope = zero if d is None else xp.astype(xp.vecdot(g, d), dtype)  # None: at x0, no line
+        return xp.stack([f, slope, gmax])
+
+    def direction(g: Array, S: Array, Y: Array) -> tuple[Array, Array]:
+        # The two-loop recursion for -H g, with its two scalar recurrences written as
+        # unit-triangular systems over the m x m products S Y' (few, large operations
+        # rather than 4m small ones).  Empty (zero) rows get rho = 0 and change nothing.
+        m = S.shape[0]
+        eye = xp.eye(m, dtype=S.dtype, device=array_api_compat.device(S))
+        idx = xp.arange(m, device=array_api_compat.device(S))
+        SY = S @ xp.matrix_transpose(Y)  # SY[i, j] = s_i . y_j
+        sy = xp.sum(SY * eye, axis=1)
+        stored = sy > 0
+        rho = xp.where(stored, 1.0 / xp.where(stored, sy, xp.ones_like(sy)), xp.zeros_like(sy))
+        yy = xp.vecdot(Y[-1, :], Y[-1, :])
+        one = xp.ones_like(yy)
+        gamma = xp.where(stored[-1], sy[-1] / xp.where(stored[-1], yy, one), one)
+        # Newest first: alpha_i = rho_i s_i.(g - sum_{j>i} alpha_j y_j).
+        upper = SY * xp.astype(idx[None, :] > idx[:, None], S.dtype)
+        alpha = xp.linalg.solve(eye + rho[:, None] * upper, (rho * (S @ g))[:, None])[:, 0]
+        q = g - alpha @ Y
+        # Oldest first: beta_i = rho_i y_i.(gamma q + sum_{j<i} (alpha_j - beta_j) s_j).
+        lower = xp.matrix_transpose(upper)
+        rhs = rho * (gamma * (Y @ q) + lower @ alpha)
+        beta = xp.linalg.solve(eye + rho[:, None] * lower, rhs[:, None])[:, 0]
+        d = -(gamma * q + (alpha - beta) @ S)
+        return d, xp.stack([xp.vecdot(g, d), xp.linalg.vector_norm(d)])
+
+    def update(
+        S: Array, Y: Array, x_new: Array, x: Array, g_new: Array, g: Array
+    ) -> tuple[Array, Array]:
+        S = xp.concat([S[1:, :], (x_new - x)[None, :]], axis=0)
+        Y = xp.concat([Y[1:, :], (g_new - g)[None, :]], axis=0)
+        return S, Y
+
+    def step(x: Array, a: Any, d: Array) -> Array:
+        return x + a * d
+
+    def all_finite(x: Array) -> Array:
+        return xp.all(xp.isfinite(x))
+
+    return _Kernels(*(jit(k) for k in (summary, direction, update, step, all_finite)))
 
 
 def _line_search(
-    evaluate: Callable, origin: _Point, d: Array, a: float, maxls: int, eps: float
+    evaluate: Callable,
+    step: Callable,
+    origin: _Point,
+    d: Array,
+    a: float,
+    maxls: int,
+    eps: float,
 ) -> _Point | None:
     """Find a step along ``d`` satisfying the strong Wolfe conditions.
 
@@ -295,7 +353,7 @@ def _line_search(
     prev = origin  # the previous lo, for extrapolation
     widths: list[float] = []
     for _ in range(maxls):
-        trial = evaluate(a, origin.x + a * d, d)
+        trial = evaluate(a, step(origin.x, a, d), d)
         if not (math.isfinite(trial.f) and math.isfinite(trial.slope)):
             hi = trial  # unusable: it bounds the step from above
         elif trial.f > f0 + _C1 * a * slope0 or trial.f >= lo.f:
