@@ -396,3 +396,29 @@ def test_verbose_prints_sklearns_progress_lines(capsys):
     ours = capsys.readouterr().out
     assert "Iteration 1, loss = " in ours and "Validation score: " in ours
     assert ours == theirs
+
+
+@numpy_only
+def test_interrupted_lbfgs_keeps_its_last_iterate(monkeypatch):
+    from xpnet import _lbfgs
+
+    X, y, _, _ = PROBLEMS["multiclass"]
+    real = _lbfgs.minimize_lbfgs
+    seen = []
+
+    def interrupted(fun, x0, *, callback, **kw):
+        def on_iteration(x):
+            callback(x)
+            seen.append(np.array(x))
+            if len(seen) == 3:
+                raise KeyboardInterrupt
+
+        return real(fun, x0, callback=on_iteration, **kw)
+
+    monkeypatch.setattr(_lbfgs, "minimize_lbfgs", interrupted)
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        model = xpnet.MLPClassifier((4,), solver="lbfgs", max_iter=50, random_state=0).fit(X, y)
+    layers = zip(model.coefs_, model.intercepts_, strict=True)
+    flat = np.concatenate([a.ravel() for pair in layers for a in pair])
+    np.testing.assert_array_equal(flat, seen[-1])
+    assert np.isfinite(model.loss_) and model.predict(X).shape == y.shape
