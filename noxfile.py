@@ -7,6 +7,8 @@ itself before installing anything, so a plain `nox` passes on a laptop.
 from __future__ import annotations
 
 import ctypes
+import tempfile
+from pathlib import Path
 
 import nox
 
@@ -79,6 +81,23 @@ def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(name="examples")
+def examples(session: nox.Session) -> None:
+    """Run every script in examples/ headless; figures go to a temporary folder."""
+    session.install(".[plot]")
+    scripts = sorted(Path("examples").glob("*.py"))
+    if not scripts:
+        session.error("no scripts found in examples/")
+    out = Path(tempfile.mkdtemp(prefix="xpnet-examples-"))
+    for script in scripts:
+        session.run("python", str(script), str(out / script.stem), env={"MPLBACKEND": "Agg"})
+    for script in scripts:
+        if not list((out / script.stem).glob("*.png")):
+            session.error(f"{script} wrote no figure")
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
+    session.log(f"figures written under {out}: {', '.join(written)}")
 
 
 # -- issue 4: scikit-learn drop-in (branch sklearn) -------------------------------------

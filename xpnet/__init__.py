@@ -7,6 +7,7 @@ array_api_strict.
 
 from __future__ import annotations
 
+from . import plot  # matplotlib itself is imported only when a plot is drawn
 from ._backends import BACKENDS, BackendInfo, available_backends
 from ._estimators import MLPClassifier, MLPRegressor
 from ._exceptions import BackendFallbackWarning, BackendUnavailableError
@@ -25,4 +26,5 @@ __all__ = [
     "Model",
     "available_backends",
     "fit",
+    "plot",
 ]

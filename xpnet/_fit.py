@@ -67,10 +67,12 @@ def fit(
     log_every : int, default 1000
         Record the loss after pass 0, every ``log_every`` passes and the last.
     verbose : bool, default False
-        Show a progress bar with the current loss on stderr.
+        Show a progress bar (tqdm, on stderr) with the loss of the last
+        recorded pass.  False writes nothing to stdout or stderr; warnings
+        still go through :mod:`warnings`.
     callback : callable, optional
-        Called as ``callback(pass, loss)`` with an int and a float at each
-        recorded pass.
+        Called as ``callback(pass, loss)`` with an int and a float at exactly
+        the passes recorded in ``model.loss_curve``, the last one included.
 
     Returns
     -------

@@ -87,6 +87,13 @@ class Model:
         with self._target.activate():
             return forward(self._target.xp, self.params, Xt, self.activation)[1]
 
+    def _class_index(self, Xt: Any) -> Any:
+        """Predicted class indices (into :attr:`classes_`) of ``Xt``, already on
+        the model's device in its dtype; the result stays on the device."""
+        with self._target.activate():
+            z = forward(self._target.xp, self.params, Xt, self.activation)[1]
+            return self._target.xp.argmax(z, axis=-1)
+
     def predict_proba(self, X: Any) -> Any:
         """Class probabilities, one column per class in :attr:`classes_`.
 

@@ -1,0 +1,281 @@
+"""Pictures of data, models and training: the article's figures, for any backend.
+
+Needs matplotlib (``pip install xpnet[plot]``).  matplotlib is imported only when
+a function here is called, so ``import xpnet`` stays light.  No function calls
+``plt.show()``: each returns its Axes (or Figure) for the caller to show or save.
+
+Colours follow the article: the Spectral colour map, sampled once per class, so
+that class ``k`` has the same colour in the data, the regions and the points.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import _backends, _validation
+from ._model import Model
+
+if TYPE_CHECKING:  # only for annotations; matplotlib is imported on use
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Colormap, Normalize
+    from matplotlib.figure import Figure
+
+__all__ = ["data", "decision_boundary", "loss_curve", "sweep"]
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError(
+            "xpnet.plot needs matplotlib; install it with pip install 'xpnet[plot]'"
+        ) from None
+    return plt
+
+
+def _new_axes(ax: Axes | None) -> Axes:
+    """``ax``, or the Axes of a new figure (as scikit-learn's displays do)."""
+    if ax is not None:
+        return ax
+    return _pyplot().subplots()[1]
+
+
+def _check_model(model: Any) -> None:
+    if not isinstance(model, Model):
+        raise ValueError(
+            f"model must be an xpnet.Model (from xpnet.fit), got {type(model).__name__}"
+        )
+
+
+def _class_colours(cmap: str | Colormap, n_classes: int) -> tuple[Colormap, Normalize]:
+    """A colour map with one colour per class index, and the norm that maps index k to it."""
+    _pyplot()
+    import matplotlib
+    from matplotlib.colors import Normalize
+
+    try:
+        base = matplotlib.colormaps.get_cmap(cmap)
+    except (ValueError, KeyError):
+        raise ValueError(
+            f"unknown colour map {cmap!r}; use a name from matplotlib.colormaps"
+        ) from None
+    return base.resampled(n_classes), Normalize(vmin=-0.5, vmax=n_classes - 0.5)
+
+
+def _points(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """X (2 columns) and y from any backend, as NumPy arrays on the host."""
+    X = _validation.check_X(X)
+    if X.shape[1] != 2:
+        raise ValueError(
+            f"plots need 2 features (x1, x2), got X with {X.shape[1]}; "
+            "project the data to two dimensions first"
+        )
+    y = _validation.check_labels(y, X.shape[0])
+    return _backends.to_host(X), y
+
+
+def data(X: Any, y: Any, ax: Axes | None = None, *, cmap: str | Colormap = "Spectral") -> Axes:
+    """Scatter the samples, coloured by class (the article's Figure 1).
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, 2)
+        From any backend, or a list.
+    y : array of shape (n_samples,)
+        Class labels, any number of classes.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure when None.
+    cmap : str or Colormap, default "Spectral"
+        Sampled once per class.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    Xh, yh = _points(X, y)
+    classes, index = np.unique(yh, return_inverse=True)
+    colours, norm = _class_colours(cmap, len(classes))
+    ax = _new_axes(ax)
+    for k, label in enumerate(classes):
+        mine = index.reshape(-1) == k
+        ax.scatter(
+            Xh[mine, 0], Xh[mine, 1], color=colours(norm(k)), edgecolors="k",
+            linewidths=0.5, s=25, label=str(label),
+        )  # fmt: skip
+    ax.legend(title="class")
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
+    return ax
+
+
+def _grid_classes(
+    model: Model, bounds: tuple[float, float, float, float], resolution: int, chunk_size: int
+) -> np.ndarray:
+    """Predicted class index at each node of a ``resolution`` x ``resolution`` grid.
+
+    The grid is built and evaluated on the model's device, ``chunk_size``
+    nodes at a time, so memory stays bounded; only the class indices (one
+    small int per node) come back to the host.  Row ``i`` holds the nodes with
+    the ``i``-th y value, column ``j`` those with the ``j``-th x value.
+    """
+    x0, x1, y0, y1 = bounds
+    t = model._target
+    xp = t.xp
+    n = resolution * resolution
+    out = np.empty(n, dtype=np.int32)
+    with t.activate():
+        xs = xp.linspace(x0, x1, resolution, dtype=model.dtype, device=t.device)
+        ys = xp.linspace(y0, y1, resolution, dtype=model.dtype, device=t.device)
+        for start in range(0, n, chunk_size):
+            stop = min(start + chunk_size, n)
+            node = xp.arange(start, stop, device=t.device)
+            column, row = node % resolution, node // resolution
+            pts = xp.stack([xp.take(xs, column), xp.take(ys, row)], axis=1)
+            out[start:stop] = _backends.to_host(model._class_index(pts))
+    return out.reshape(resolution, resolution)
+
+
+def decision_boundary(
+    model: Model,
+    X: Any,
+    y: Any,
+    ax: Axes | None = None,
+    *,
+    resolution: int = 500,
+    margin: float = 0.5,
+    chunk_size: int = 65536,
+    cmap: str | Colormap = "Spectral",
+) -> Axes:
+    """The model's predicted class over the plane, with the samples on top (Figure 3).
+
+    The plane spans the samples plus ``margin`` on every side, sampled by a
+    ``resolution`` x ``resolution`` grid that is evaluated on the model's
+    device in chunks of ``chunk_size`` points, so memory stays bounded for
+    large grids on CPU and GPU alike.  Each filled region takes its predicted
+    class's colour, and each sample is drawn in its true class's colour.
+
+    Parameters
+    ----------
+    model : Model
+        A model trained on 2 features, on any backend.
+    X : array of shape (n_samples, 2)
+        The samples to draw, from any backend; they also set the plotted area.
+    y : array of shape (n_samples,)
+        Their labels, each one of ``model.classes_``.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure when None.
+    resolution : int, default 500
+        Grid nodes along each axis (at least 2).
+    margin : float, default 0.5
+        Padding around the samples, in data units (the article's 0.5).
+    chunk_size : int, default 65536
+        Grid nodes evaluated at once on the device.
+    cmap : str or Colormap, default "Spectral"
+        Sampled once per class.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    _check_model(model)
+    if model.n_features_in_ != 2:
+        raise ValueError(
+            f"decision_boundary needs a model of 2 features, this one has {model.n_features_in_}"
+        )
+    resolution = _validation.check_int("resolution", resolution, 2)
+    chunk_size = _validation.check_int("chunk_size", chunk_size, 1)
+    margin = _validation.check_float("margin", margin, positive=False)
+    Xh, yh = _points(X, y)
+    unknown = np.setdiff1d(yh, model.classes_)
+    if unknown.size:
+        raise ValueError(f"y has labels the model was not trained on: {unknown.tolist()}")
+    colours, norm = _class_colours(cmap, len(model.classes_))
+
+    x0, y0 = Xh.min(axis=0) - margin
+    x1, y1 = Xh.max(axis=0) + margin
+    Z = _grid_classes(model, (x0, x1, y0, y1), resolution, chunk_size)
+    # Each grid cell is centred on its node, so the colour at a node is its class.
+    dx, dy = (x1 - x0) / (resolution - 1), (y1 - y0) / (resolution - 1)
+    ax = _new_axes(ax)
+    ax.imshow(
+        Z, origin="lower", extent=(x0 - dx / 2, x1 + dx / 2, y0 - dy / 2, y1 + dy / 2),
+        cmap=colours, norm=norm, interpolation="nearest", aspect="auto",
+    )  # fmt: skip
+    ax.scatter(
+        Xh[:, 0], Xh[:, 1], c=np.searchsorted(model.classes_, yh), cmap=colours, norm=norm,
+        edgecolors="k", linewidths=0.5, s=20,
+    )  # fmt: skip
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
+    return ax
+
+
+def loss_curve(model: Model, ax: Axes | None = None) -> Axes:
+    """The recorded training loss against the pass (``model.loss_curve``).
+
+    Parameters
+    ----------
+    model : Model
+        A trained model, on any backend.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure when None.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    _check_model(model)
+    passes, losses = zip(*model.loss_curve, strict=True)
+    ax = _new_axes(ax)
+    ax.plot(passes, losses, marker="o" if len(passes) <= 30 else None, markersize=3)
+    ax.set_xlabel("pass")
+    ax.set_ylabel("loss")
+    ax.set_title("Training loss")
+    ax.grid(True, alpha=0.3)
+    return ax
+
+
+def _hidden_title(model: Model) -> str:
+    return "Hidden Layer size " + ", ".join(str(h) for h in model.hidden)
+
+
+def sweep(models: Sequence[Model], X: Any, y: Any, *, ncols: int = 2, **boundary: Any) -> Figure:
+    """One decision-boundary panel per model, titled by hidden size (Figure 4).
+
+    Parameters
+    ----------
+    models : sequence of Model
+        Models trained on 2 features, on any backends.
+    X, y : arrays
+        The samples drawn in every panel, from any backend.
+    ncols : int, default 2
+        Panels per row (the article's layout has 2).
+    **boundary
+        Passed to :func:`decision_boundary` (``resolution``, ``cmap``, ...).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    models = list(models)
+    if not models or not all(isinstance(m, Model) for m in models):
+        raise ValueError("models must be a non-empty sequence of xpnet.Model (from xpnet.fit)")
+    if not isinstance(ncols, numbers.Integral) or ncols < 1:
+        raise ValueError(f"ncols must be an int of at least 1, got {ncols!r}")
+    ncols = min(int(ncols), len(models))
+    nrows = math.ceil(len(models) / ncols)
+    fig = _pyplot().figure(figsize=(4.5 * ncols, 3.6 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, model in zip(axes, models, strict=False):
+        decision_boundary(model, X, y, ax, **boundary)
+        ax.set_title(_hidden_title(model))
+    for ax in axes[len(models) :]:
+        ax.set_visible(False)
+    return fig
