@@ -98,3 +98,16 @@ def examples(session: nox.Session) -> None:
             session.error(f"{script} wrote no figure")
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
     session.log(f"figures written under {out}: {', '.join(written)}")
+
+
+# -- issue 4: scikit-learn drop-in (branch sklearn) -------------------------------------
+
+
+@nox.session(name="benchmark-sklearn")
+def benchmark_sklearn(session: nox.Session) -> None:
+    """xpnet's MLPs against scikit-learn's: held-out scores and fit-time ratios, side by side.
+
+    Pass ``-- --quick`` for max_iter=50 and three random_states.
+    """
+    session.install(".")
+    session.run("python", "benchmarks/sklearn_side_by_side.py", *session.posargs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import plot  # matplotlib itself is imported only when a plot is drawn
 from ._backends import BACKENDS, BackendInfo, available_backends
+from ._estimators import MLPClassifier, MLPRegressor
 from ._exceptions import BackendFallbackWarning, BackendUnavailableError
 from ._fit import fit
 from ._model import Model
@@ -20,6 +21,8 @@ __all__ = [
     "BackendFallbackWarning",
     "BackendInfo",
     "BackendUnavailableError",
+    "MLPClassifier",
+    "MLPRegressor",
     "Model",
     "available_backends",
     "fit",

@@ -150,6 +150,55 @@ def objective(
     return xp.sum(losses) + penalty(xp, params, l2)
 
 
+def reported_losses(xp: Any, name: str, z: Array, Y: Array) -> Array:
+    """Each sample's loss (shape ``(n,)``) as scikit-learn's MLPs report it.
+
+    The same losses as :func:`sample_losses`, with scikit-learn's conventions:
+    probabilities clipped to ``[eps, 1 - eps]`` before the log, the squared
+    error averaged (not summed) over outputs, and the full Poisson half
+    deviance ``y log(y / mu) - y + mu``.  Their gradients with respect to ``z``
+    are still ``output(z) - Y`` (up to the clipping and that 1/n_outputs,
+    which scikit-learn's gradient leaves out too).
+    """
+    if name in ("softmax", "logistic"):
+        eps = xp.finfo(z.dtype).eps
+        p = xp.clip(out_activation(xp, name, z), eps, 1.0 - eps)
+        per_entry = -Y * xp.log(p)
+        if name == "logistic":
+            per_entry = per_entry - (1.0 - Y) * xp.log(1.0 - p)
+        return xp.sum(per_entry, axis=-1)
+    if name == "identity":
+        return 0.5 * xp.mean((z - Y) ** 2, axis=-1)
+    if name == "exp":
+        positive = Y > 0
+        safe_Y = xp.where(positive, Y, xp.ones_like(Y))
+        y_log_y = xp.where(positive, Y * xp.log(safe_Y), xp.zeros_like(Y))
+        return xp.sum(y_log_y - Y * z - Y + xp.exp(z), axis=-1)
+    raise ValueError(f"unknown output {name!r}; choose one of {OUTPUTS}")
+
+
+def _backprop(
+    xp: Any,
+    params: Params,
+    inputs: list[Array],
+    delta: Array,
+    activation: str,
+    l2: float,
+) -> list[tuple[Array, Array]]:
+    """Gradients for each ``(W, b)`` given the output layer's error ``delta``."""
+    grads = []
+    for layer in range(len(params) - 1, -1, -1):
+        W, _ = params[layer]
+        a = inputs[layer]
+        grads.append((xp.matrix_transpose(a) @ delta + l2 * W, xp.sum(delta, axis=-2)))
+        if layer > 0:
+            delta = delta @ xp.matrix_transpose(W)
+            slope = activation_slope(xp, activation, a)
+            if slope is not None:
+                delta = delta * slope
+    return grads[::-1]
+
+
 def gradients(
     xp: Any,
     params: Params,
@@ -171,14 +220,31 @@ def gradients(
     delta = out_activation(xp, output, z) - Y
     if sample_weight is not None:
         delta = delta * sample_weight[..., None]
-    grads = []
-    for layer in range(len(params) - 1, -1, -1):
-        W, _ = params[layer]
-        a = inputs[layer]
-        grads.append((xp.matrix_transpose(a) @ delta + l2 * W, xp.sum(delta, axis=-2)))
-        if layer > 0:
-            delta = delta @ xp.matrix_transpose(W)
-            slope = activation_slope(xp, activation, a)
-            if slope is not None:
-                delta = delta * slope
-    return grads[::-1]
+    return _backprop(xp, params, inputs, delta, activation, l2)
+
+
+def loss_and_gradients(
+    xp: Any,
+    params: Params,
+    X: Array,
+    Y: Array,
+    *,
+    activation: str,
+    output: str,
+    l2: float,
+    sample_weight: Array | None = None,
+) -> tuple[Array, list[tuple[Array, Array]]]:
+    """One forward pass giving the summed reported loss and :func:`gradients`.
+
+    The loss is ``sum_i w_i reported_loss_i + l2/2 * sum |W|^2`` (a 0-d
+    array) with :func:`reported_losses`; the gradients are those of
+    :func:`gradients`, summed over samples.
+    """
+    inputs, z = forward(xp, params, X, activation)
+    losses = reported_losses(xp, output, z, Y)
+    delta = out_activation(xp, output, z) - Y
+    if sample_weight is not None:
+        losses = losses * sample_weight
+        delta = delta * sample_weight[..., None]
+    loss = xp.sum(losses) + penalty(xp, params, l2)
+    return loss, _backprop(xp, params, inputs, delta, activation, l2)

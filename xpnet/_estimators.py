@@ -1,0 +1,817 @@
+"""scikit-learn's MLPClassifier and MLPRegressor, on any backend.
+
+The estimators keep scikit-learn's parameters, defaults, fitted attributes,
+random streams and update rules, and train with xpnet's one training loop
+(:func:`xpnet._train.train`) on the network math of :mod:`xpnet._network`.
+NumPy and SciPy sparse input go through scikit-learn's own validation, so
+messages and warnings are scikit-learn's; arrays of other backends (CuPy,
+torch, JAX, array_api_strict) are checked by xpnet and stay on their device.
+"""
+
+from __future__ import annotations
+
+import warnings
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier as _SkClassifier
+from sklearn.neural_network import MLPRegressor as _SkRegressor
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import (
+    _check_partial_fit_first_call,
+    type_of_target,
+    unique_labels,
+)
+from sklearn.utils.optimize import _check_optimize_result
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from . import _backends, _validation
+from ._exceptions import BackendFallbackWarning
+from ._model import _follow
+from ._network import forward, loss_and_gradients, out_activation
+from ._train import SGD, Adam, Batches, init_glorot, to_target, train
+
+_STOCHASTIC = ("sgd", "adam")
+_BACKEND_NAMES = {"auto", *_backends.BACKENDS}
+
+
+def _on_host(x: Any) -> bool:
+    """True for NumPy arrays, SciPy sparse matrices, lists, DataFrames: scikit-learn's input."""
+    adapter = _backends.adapter_of(x)
+    return adapter is None or adapter.name == "numpy"
+
+
+def _is_sparse(x: Any) -> bool:
+    return hasattr(x, "tocsr") and hasattr(x, "nnz")
+
+
+class _BaseMLP(BaseEstimator, ABC):
+    """The shared machinery of :class:`MLPClassifier` and :class:`MLPRegressor`."""
+
+    _parameter_constraints: dict = {
+        **_SkRegressor._parameter_constraints,
+        "backend": [StrOptions(_BACKEND_NAMES), None],
+        "device": "no_validation",
+    }
+
+    # -- subclasses -------------------------------------------------------------
+    @abstractmethod
+    def _output_name(self) -> str:
+        """The output layer's function: softmax, logistic, identity or exp."""
+
+    @abstractmethod
+    def _encode_y(self, y: np.ndarray, incremental: bool, first_pass: bool) -> np.ndarray:
+        """y as the network's target matrix (labels binarised for a classifier)."""
+
+    @abstractmethod
+    def _validation_score(self, y_val: Any, out: np.ndarray, sw: Any) -> float:
+        """The early-stopping score of the outputs ``out`` against ``y_val``."""
+
+    # -- input ------------------------------------------------------------------
+    def _validate_fit_input(self, X: Any, y: Any, reset: bool) -> tuple[Any, np.ndarray]:
+        """``(X, y)``: X stays where it is, y comes to the host."""
+        if _on_host(X):
+            y = _backends.to_host(y) if not _on_host(y) else y
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                accept_sparse=["csr", "csc"],
+                multi_output=True,
+                y_numeric=not isinstance(self, ClassifierMixin),
+                dtype=(np.float64, np.float32),
+                reset=reset,
+            )
+        else:
+            X = _validation.check_X(X, n_features=None if reset else self.n_features_in_)
+            y = _backends.to_host(y) if not _on_host(y) else np.asarray(y)
+            if y.shape[0] != X.shape[0]:
+                raise ValueError(
+                    f"X has {X.shape[0]} samples but y has {y.shape[0]}; they must match"
+                )
+            if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+                raise ValueError("y contains NaN or infinity; remove those samples first")
+            if reset:
+                self.n_features_in_ = X.shape[1]
+                if hasattr(self, "feature_names_in_"):
+                    del self.feature_names_in_
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    def _predict_input(self, X: Any) -> Any:
+        check_is_fitted(self)
+        if _on_host(X):
+            return validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        return _validation.check_X(X, n_features=self.n_features_in_)
+
+    def _compute_target(self, X: Any) -> _backends.Target:
+        """Where predictions run: X's device, or the backend asked for (no second warning)."""
+        if self.backend is None:
+            return _backends.target_of(X)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BackendFallbackWarning)
+            return _backends.resolve(self.backend, self.device, X, True)
+
+    def _param_dtype(self, target: _backends.Target) -> Any:
+        name = self.coefs_[0].dtype.name
+        if name == "float64" and not target.has_float64():
+            name = "float32"
+        return getattr(target.xp, name)
+
+    def _device_data(self, target: _backends.Target, X: Any, dtype: Any) -> Any:
+        """X on ``target`` as ``dtype``; sparse X stays sparse on NumPy."""
+        if _is_sparse(X):
+            if target.name == "numpy":
+                return X.astype(np.dtype(_validation.dtype_name(dtype)))
+            return target.asarray(X.toarray(), dtype)
+        return target.asarray(X, dtype)
+
+    def _raw_output(self, X: Any) -> tuple[Any, _backends.Target]:
+        """The output layer's values for validated X, on the compute target."""
+        target = self._compute_target(X)
+        dtype = self._param_dtype(target)
+        params = to_target(target, zip(self.coefs_, self.intercepts_, strict=True), dtype)
+        Xt = self._device_data(target, X, dtype)
+        with target.activate():
+            _, z = forward(target.xp, params, Xt, self.activation)
+            return out_activation(target.xp, self.out_activation_, z), target
+
+    # -- training ---------------------------------------------------------------
+    def _fit(self, X: Any, y: Any, sample_weight: Any = None, incremental: bool = False):
+        hidden = self.hidden_layer_sizes
+        if not hasattr(hidden, "__iter__"):
+            hidden = [hidden]
+        hidden = list(hidden)
+        if np.any(np.array(hidden) <= 0):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, y = self._validate_fit_input(X, y, reset=first_pass)
+        n_samples, n_features = X.shape
+        Y = self._encode_y(y, incremental, first_pass)
+        if Y.ndim == 1:
+            Y = Y.reshape((-1, 1))
+        host_dtype = X.dtype if _on_host(X) else None
+        if sample_weight is not None:
+            holder = np.empty((n_samples, 0), dtype=host_dtype or np.float64)
+            sample_weight = _check_sample_weight(
+                _backends.to_host(sample_weight) if not _on_host(sample_weight) else sample_weight,
+                holder,
+            )
+
+        target = _backends.resolve(self.backend, self.device, None if _on_host(X) else X, True)
+        if _is_sparse(X) and (self.solver == "lbfgs" or target.name != "numpy"):
+            X = X.toarray()  # full-batch math, or a device without SciPy sparse
+        dtype = _validation.resolve_dtype(
+            target, np.zeros(0, X.dtype) if _is_sparse(X) else X, None
+        )
+        np_dtype = np.dtype(_validation.dtype_name(dtype))
+
+        self.n_outputs_ = Y.shape[1]
+        layer_units = [n_features, *hidden, self.n_outputs_]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(layer_units, np_dtype)
+
+        Xt = self._device_data(target, X, dtype)
+        Yt = target.asarray(Y.astype(np_dtype), dtype)
+        swt = None if sample_weight is None else target.asarray(sample_weight, dtype)
+        params = to_target(target, zip(self.coefs_, self.intercepts_, strict=True), dtype)
+
+        with target.activate():  # CuPy allocates on the current device
+            if self.solver in _STOCHASTIC:
+                params = self._fit_stochastic(target, params, Xt, Yt, Y, swt, incremental, dtype)
+            else:
+                params = self._fit_lbfgs(target, params, Xt, Yt, swt, dtype)
+
+        host = [(_backends.to_host(W), _backends.to_host(b)) for W, b in params]
+        if not all(np.isfinite(W).all() and np.isfinite(b).all() for W, b in host):
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain large "
+                "values and need to be preprocessed."
+            )
+        self.coefs_ = [np.array(W, dtype=np_dtype) for W, _ in host]
+        self.intercepts_ = [np.array(b, dtype=np_dtype) for _, b in host]
+        return self
+
+    def _initialize(self, layer_units: list[int], dtype: np.dtype) -> None:
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._output_name()
+        init = init_glorot(layer_units, self._random_state, self.activation, dtype)
+        self.coefs_ = [W for W, _ in init]
+        self.intercepts_ = [b for _, b in init]
+        for name in ("_optimizer", "_optimizer_state"):
+            if hasattr(self, name):
+                delattr(self, name)
+        if self.solver in _STOCHASTIC:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _make_optimizer(self) -> SGD | Adam:
+        if self.solver == "sgd":
+            return SGD(
+                self.learning_rate_init,
+                momentum=self.momentum,
+                nesterov=self.nesterovs_momentum,
+                schedule=self.learning_rate,
+                power_t=self.power_t,
+            )
+        return Adam(
+            self.learning_rate_init, beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon
+        )
+
+    def _fit_stochastic(self, target, params, Xt, Yt, Y_host, swt, incremental, dtype):
+        xp = target.xp
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._make_optimizer()
+            state = self._optimizer.init(xp, params)
+        else:
+            state = _move_state(target, self._optimizer_state, dtype)
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+
+        n = Y_host.shape[0]
+        X_val = y_val = sw_val = None
+        if self.early_stopping:
+            stratify = (
+                Y_host if isinstance(self, ClassifierMixin) and self.n_outputs_ == 1 else None
+            )
+            train_idx, val_idx = train_test_split(
+                np.arange(n),
+                random_state=self._random_state,
+                test_size=self.validation_fraction,
+                stratify=stratify,
+            )
+            if val_idx.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' or the size "
+                    "of your dataset."
+                )
+            Xt, X_val = _rows(target, Xt, train_idx), _rows(target, Xt, val_idx)
+            Yt, y_val = _rows(target, Yt, train_idx), Y_host[val_idx]
+            if swt is not None:
+                swt, sw_val = (
+                    _rows(target, swt, train_idx),
+                    _backends.to_host(_rows(target, swt, val_idx)),
+                )
+            n = train_idx.shape[0]
+
+        if self.batch_size == "auto":
+            batch_size = min(200, n)
+        else:
+            if self.batch_size > n:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than sample size. It is going to be "
+                    "clipped",
+                    stacklevel=3,
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n))
+        order = self._random_state if self.shuffle else None
+        batches = Batches(target, Xt, Yt, swt, batch_size, order, dtype)
+        best = [params]
+        self.n_iter_ = 0  # counts this call's epochs, as scikit-learn's does
+
+        def epoch_end(epoch: int, params: list, loss: float) -> bool:
+            self.n_iter_ += 1
+            self.loss_ = loss
+            self.t_ += n
+            self.loss_curve_.append(loss)
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
+            self._count_no_improvement(target, params, X_val, y_val, sw_val, best)
+            self._optimizer.epoch_end(self.t_)
+            if self._no_improvement_count > self.n_iter_no_change:
+                what = "Validation score" if self.early_stopping else "Training loss"
+                msg = (
+                    f"{what} did not improve more than tol={self.tol:f} for "
+                    f"{self.n_iter_no_change} consecutive epochs."
+                )
+                stop, news = self._optimizer.plateau()
+                if self.verbose:
+                    print(f"{msg} {news}")
+                if stop:
+                    return True
+                self._no_improvement_count = 0
+            if incremental:
+                return True
+            if self.n_iter_ == self.max_iter:
+                warnings.warn(
+                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                    "optimization hasn't converged yet.",
+                    ConvergenceWarning,
+                    stacklevel=4,
+                )
+            return False
+
+        params, state, _ = train(
+            target, params, self._optimizer, state, batches,
+            activation=self.activation, output=self.out_activation_, l2=self.alpha,
+            epochs=self.max_iter, mean_gradients=True, epoch_end=epoch_end, interruptible=True,
+        )  # fmt: skip
+        self._optimizer_state = _move_state(None, state, None)
+        if self.early_stopping:
+            params = best[0]
+        return params
+
+    def _count_no_improvement(self, target, params, X_val, y_val, sw_val, best) -> None:
+        if self.early_stopping:
+            with target.activate():
+                _, z = forward(target.xp, params, X_val, self.activation)
+                out = _backends.to_host(out_activation(target.xp, self.out_activation_, z))
+            score = self._validation_score(y_val, out, sw_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print(f"Validation score: {score:f}")
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                best[0] = params  # arrays are never written in place: no copy needed
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _fit_lbfgs(self, target, params, Xt, Yt, swt, dtype):
+        from ._lbfgs import minimize_lbfgs
+
+        xp = target.xp
+        shapes = [(W.shape, b.shape) for W, b in params]
+        sizes = [int(np.prod(s)) for pair in shapes for s in pair]
+        total = xp.sum(swt) if swt is not None else Xt.shape[0]
+        math_ = dict(activation=self.activation, output=self.out_activation_, l2=self.alpha)
+
+        def unpack(theta):
+            arrays, start = [], 0
+            for shape, size in zip([s for pair in shapes for s in pair], sizes, strict=True):
+                arrays.append(xp.reshape(theta[start : start + size], shape))
+                start += size
+            return list(zip(arrays[0::2], arrays[1::2], strict=True))
+
+        def pack(pairs):
+            return xp.concat([xp.reshape(a, (-1,)) for pair in pairs for a in pair])
+
+        def fun(theta):
+            loss, grads = loss_and_gradients(xp, unpack(theta), Xt, Yt, sample_weight=swt, **math_)
+            return loss / total, pack([(dW / total, db / total) for dW, db in grads])
+
+        last = [pack(params)]
+
+        def remember(x):
+            last[0] = x
+
+        with target.activate():
+            try:
+                result = minimize_lbfgs(
+                    target.jit(fun), last[0], maxiter=self.max_iter, maxfun=self.max_fun,
+                    gtol=self.tol, callback=remember,
+                )  # fmt: skip
+            except KeyboardInterrupt:
+                warnings.warn("Training interrupted by user.", stacklevel=3)
+                self.loss_ = float(_backends.to_host(fun(last[0])[0]))
+                return unpack(last[0])
+        self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
+        self.loss_ = float(_backends.to_host(result.fun))
+        return unpack(result.x)
+
+    # -- public -----------------------------------------------------------------
+    def _solver_is_stochastic(self) -> bool:
+        if self.solver not in _STOCHASTIC:
+            raise AttributeError(
+                f"partial_fit is only available for stochastic optimizers. {self.solver} is not "
+                "stochastic."
+            )
+        return True
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+def _result(out: Any, X: Any, *, keep_float: bool) -> Any:
+    """``out`` in X's namespace and device; in X's float dtype when X is floating."""
+    if not _on_host(X):
+        return _follow(out, X, keep_float=keep_float)
+    out = np.asarray(_backends.to_host(out))
+    if keep_float and X.dtype.kind == "f" and out.dtype.kind == "f" and out.dtype != X.dtype:
+        out = out.astype(X.dtype)
+    return out
+
+
+def _rows(target: _backends.Target, a: Any, idx: np.ndarray) -> Any:
+    """Rows ``idx`` of ``a`` (a device array, or host sparse), read with ``take``."""
+    if _is_sparse(a):
+        return a[idx]
+    return target.xp.take(a, target.asarray(idx), axis=0)
+
+
+def _move_state(target: _backends.Target | None, state: Any, dtype: Any) -> Any:
+    """An optimizer state (nested lists/tuples of arrays) moved to ``target`` (None: host)."""
+    if state is None:
+        return None
+    if isinstance(state, (list, tuple)):
+        moved = [_move_state(target, s, dtype) for s in state]
+        return tuple(moved) if isinstance(state, tuple) else moved
+    if target is None:
+        return np.array(_backends.to_host(state))
+    return target.asarray(state, dtype)
+
+
+_SHARED_DOC = """
+    Parameters
+    ----------
+    hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
+learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start, \
+momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon, \
+n_iter_no_change, max_fun
+        As in scikit-learn 1.9, with the same defaults and meanings.
+    backend : {None, "auto", "numpy", "cupy", "torch", "jax", "array_api_strict"}, default None
+        Where to train, as in :func:`xpnet.fit`: None trains where X lives; a
+        named backend moves the data there (NumPy results come back as NumPy);
+        an unusable one falls back to NumPy with a
+        :class:`~xpnet.BackendFallbackWarning` on every fit.
+    device : object, optional
+        A device of that backend ("cuda:1", "cpu", a torch.device, ...).
+
+    Attributes
+    ----------
+    coefs_, intercepts_ : list of numpy.ndarray
+        The weights and biases of each layer, always NumPy, set at the end of fit.
+    loss_ : float
+        The loss at the end of training (scikit-learn's: mean loss plus the
+        L2 penalty over the total sample weight).
+    loss_curve_ : list of float
+        The loss after each epoch (sgd and adam only).
+    best_loss_, validation_scores_, best_validation_score_ : float, list, float or None
+        As in scikit-learn, depending on ``early_stopping``.
+    t_, n_iter_, n_layers_, n_outputs_, out_activation_ : int, int, int, int, str
+        Samples seen, epochs (or L-BFGS iterations) of the last fit, layers
+        counting input and output, outputs, and the output function.
+    n_features_in_ : int
+    feature_names_in_ : numpy.ndarray
+        Only when X had string column names.
+"""
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier: scikit-learn's, on any array backend.
+
+    A drop-in for :class:`sklearn.neural_network.MLPClassifier` with the same
+    parameters, defaults, fitted attributes and numbers (the same initial
+    weights, shuffling, batches, early-stopping split and updates for a given
+    ``random_state``), trained by xpnet on NumPy, CuPy, PyTorch, JAX or
+    array_api_strict.
+
+    Attributes beyond those listed below: ``classes_`` (the labels).
+    """
+
+    __doc__ += _SHARED_DOC
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        backend=None,
+        device=None,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.backend = backend
+        self.device = device
+
+    _parameter_constraints: dict = {
+        **_SkClassifier._parameter_constraints,
+        "backend": [StrOptions(_BACKEND_NAMES), None],
+        "device": "no_validation",
+    }
+
+    def _output_name(self) -> str:
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _encode_y(self, y: np.ndarray, incremental: bool, first_pass: bool) -> np.ndarray:
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the "
+                        f"previous call to fit. Previously got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {classes}."
+                )
+        return self._label_binarizer.transform(y).astype(bool)
+
+    def _validation_score(self, y_val: Any, out: np.ndarray, sw: Any) -> float:
+        if not np.isfinite(out).all():
+            return np.nan
+        pred = self._label_binarizer.inverse_transform(out.ravel() if out.shape[1] == 1 else out)
+        return accuracy_score(
+            self._label_binarizer.inverse_transform(y_val), pred, sample_weight=sw
+        )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPClassifier:
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : array or sparse matrix of shape (n_samples, n_features)
+            NumPy, SciPy sparse (csr/csc), or an array of any supported backend.
+        y : array of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels, or a label indicator matrix for multi-label.
+        sample_weight : array of shape (n_samples,), optional
+            Weights of the samples, in the loss and the penalty's scaling.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    @available_if(lambda est: est._solver_is_stochastic())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(
+        self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None
+    ) -> MLPClassifier:
+        """One epoch of the stochastic solver over (X, y).
+
+        ``classes`` (all the labels) is required on the first call.
+        """
+        if not _on_host(y):  # labels live on the host, as classes_ does
+            y = _backends.to_host(y)
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def _proba(self, X: Any) -> tuple[Any, Any]:
+        X = self._predict_input(X)
+        out, target = self._raw_output(X)
+        if self.n_outputs_ == 1:
+            with target.activate():
+                out = target.xp.concat([1.0 - out, out], axis=1)
+        return out, X
+
+    def predict_proba(self, X: Any) -> Any:
+        """Probability estimates, one column per class (two for a binary problem).
+
+        Returns an array in X's namespace, on X's device, in X's float dtype.
+        """
+        out, X = self._proba(X)
+        return _result(out, X, keep_float=True)
+
+    def predict_log_proba(self, X: Any) -> Any:
+        """The logarithm of :meth:`predict_proba`."""
+        out, X = self._proba(X)
+        here = _backends.target_of(X)
+        proba = _result(out, X, keep_float=True)
+        return here.xp.log(proba)
+
+    def predict(self, X: Any) -> Any:
+        """Predicted labels (or a label indicator matrix for multi-label).
+
+        Numeric labels come back in X's namespace and on its device; others as
+        a NumPy array.
+        """
+        X = self._predict_input(X)
+        out, target = self._raw_output(X)
+        lb = self._label_binarizer
+        numeric = self.classes_.dtype.kind in "biuf"
+        if lb.y_type_ in ("binary", "multiclass") and numeric and not _on_host(X):
+            xp = target.xp
+            with target.activate():
+                if lb.y_type_ == "multiclass":
+                    index = xp.argmax(out, axis=1)
+                else:
+                    index = xp.astype(out[:, 0] > 0.5, xp.int64)
+            here = _backends.target_of(X)
+            return here.xp.take(here.asarray(self.classes_), here.asarray(index), axis=0)
+        host = _backends.to_host(out)
+        pred = lb.inverse_transform(host.ravel() if self.n_outputs_ == 1 else host)
+        return pred if _on_host(X) else _result(pred, X, keep_float=False)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Mean accuracy (subset accuracy for multi-label), as scikit-learn's."""
+        pred = self.predict(X)
+        y = _backends.to_host(y) if not _on_host(y) else y
+        sw = (
+            sample_weight
+            if sample_weight is None or _on_host(sample_weight)
+            else (_backends.to_host(sample_weight))
+        )
+        return float(accuracy_score(y, _backends.to_host(pred), sample_weight=sw))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor: scikit-learn's, on any array backend.
+
+    A drop-in for :class:`sklearn.neural_network.MLPRegressor` with the same
+    parameters, defaults, fitted attributes and numbers, trained by xpnet on
+    NumPy, CuPy, PyTorch, JAX or array_api_strict.  ``loss`` is
+    "squared_error" (identity output) or "poisson" (exponential output,
+    non-negative targets).
+    """
+
+    __doc__ += _SHARED_DOC
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        backend=None,
+        device=None,
+    ):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.backend = backend
+        self.device = device
+
+    def _output_name(self) -> str:
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _encode_y(self, y: np.ndarray, incremental: bool, first_pass: bool) -> np.ndarray:
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("loss='poisson' needs non-negative targets y; found negative values")
+        return y
+
+    def _validation_score(self, y_val: Any, out: np.ndarray, sw: Any) -> float:
+        if not np.isfinite(out).all():
+            return np.nan
+        return r2_score(y_val, out.ravel() if out.shape[1] == 1 else out, sample_weight=sw)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : array or sparse matrix of shape (n_samples, n_features)
+            NumPy, SciPy sparse (csr/csc), or an array of any supported backend.
+        y : array of shape (n_samples,) or (n_samples, n_outputs)
+            Target values.
+        sample_weight : array of shape (n_samples,), optional
+            Weights of the samples.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    @available_if(lambda est: est._solver_is_stochastic())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
+        """One epoch of the stochastic solver over (X, y)."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict(self, X: Any) -> Any:
+        """Predicted values, in X's namespace, on X's device, in X's float dtype."""
+        X = self._predict_input(X)
+        out, target = self._raw_output(X)
+        if self.n_outputs_ == 1:
+            with target.activate():
+                out = target.xp.reshape(out, (-1,))
+        return _result(out, X, keep_float=True)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """The coefficient of determination R^2, as scikit-learn's."""
+        pred = _backends.to_host(self.predict(X))
+        y = _backends.to_host(y) if not _on_host(y) else y
+        sw = (
+            sample_weight
+            if sample_weight is None or _on_host(sample_weight)
+            else (_backends.to_host(sample_weight))
+        )
+        return float(r2_score(y, pred, sample_weight=sw))
