@@ -103,7 +103,7 @@ def examples(session: nox.Session) -> None:
 # -- issue 4: scikit-learn drop-in (branch sklearn) -------------------------------------
 
 
-@nox.session(name="benchmark-sklearn")
+@nox.session(name="benchmark-sklearn", default=False)  # minutes long: run it by name
 def benchmark_sklearn(session: nox.Session) -> None:
     """xpnet's MLPs against scikit-learn's: held-out scores and fit-time ratios, side by side.
 
