@@ -19,7 +19,9 @@ TORCH = "torch==2.13.0"  # the CPU build; an unpinned torch pulls a multi-GB CUD
 
 
 def _pytest(session: nox.Session, backend: str) -> None:
-    session.run("pytest", *session.posargs, env={"XPNET_TEST_BACKEND": backend})
+    # SCIPY_ARRAY_API=1 lets scikit-learn's estimator checks include its array-API input check.
+    env = {"XPNET_TEST_BACKEND": backend, "SCIPY_ARRAY_API": "1"}
+    session.run("pytest", *session.posargs, env=env)
 
 
 @nox.session(name="tests-numpy")
