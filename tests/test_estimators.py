@@ -422,3 +422,17 @@ def test_interrupted_lbfgs_keeps_its_last_iterate(monkeypatch):
     flat = np.concatenate([a.ravel() for pair in layers for a in pair])
     np.testing.assert_array_equal(flat, seen[-1])
     assert np.isfinite(model.loss_) and model.predict(X).shape == y.shape
+
+
+def test_dataframe_column_names_are_kept_as_in_scikit_learn():
+    pd = pytest.importorskip("pandas")
+    X, y = make_classification(60, n_features=2, n_redundant=0, random_state=0)
+    frame = pd.DataFrame(X, columns=["width", "height"])
+    ours = xpnet.MLPClassifier((4,), max_iter=5, random_state=0)
+    theirs = skl.MLPClassifier((4,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(frame, y)
+        theirs.fit(frame, y)
+    np.testing.assert_array_equal(ours.feature_names_in_, theirs.feature_names_in_)
+    assert ours.n_features_in_ == 2
