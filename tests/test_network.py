@@ -83,3 +83,73 @@ def test_losses_are_finite_for_confident_wrong_predictions(xb):
     for output in ("softmax", "logistic"):
         loss = float(xb.to_numpy(xb.xp.sum(_network.sample_losses(xb.xp, output, z, Y))))
         assert np.isfinite(loss) and loss > 999.0
+
+
+# -- the model axis ----------------------------------------------------------------------
+def _stack(models):
+    """K models' (W, b) pairs as stacked arrays: W (K, fan_in, fan_out), b (K, 1, fan_out)."""
+    return [
+        (np.stack([m[layer][0] for m in models]), np.stack([m[layer][1] for m in models])[:, None])
+        for layer in range(len(models[0]))
+    ]
+
+
+@pytest.mark.parametrize("hidden", [(4,), (4, 3)], ids=["one-hidden", "two-hidden"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_k_stacked_models_equal_k_separate_ones(xb, activation, hidden, output):
+    X, Y = _problem(output)
+    w = rng.rand(X.shape[0]) + 0.5
+    sizes = (X.shape[1], *hidden, Y.shape[1])
+    models = [_params(sizes) for _ in range(3)]
+    l2s = [0.0, 0.3, 1.5]
+    on = lambda a: xb.asarray(a, "float64")  # noqa: E731
+    Xd, Yd, wd = on(X), on(Y), on(w)
+    terms = dict(activation=activation, output=output, sample_weight=wd)
+    stacked = [(on(W), on(b)) for W, b in _stack(models)]
+    l2 = on(np.array(l2s)[:, None, None])
+    objectives = xb.to_numpy(_network.objective(xb.xp, stacked, Xd, Yd, l2=l2, **terms))
+    grads = _network.gradients(xb.xp, stacked, Xd, Yd, l2=l2, **terms)
+    assert objectives.shape == (3,)
+    for k, (host, c) in enumerate(zip(models, l2s)):
+        params = [(on(W), on(b)) for W, b in host]
+        alone = _network.objective(xb.xp, params, Xd, Yd, l2=c, **terms)
+        np.testing.assert_allclose(objectives[k], xb.to_numpy(alone), rtol=1e-12)
+        for (dW, db), (sW, sb) in zip(
+            _network.gradients(xb.xp, params, Xd, Yd, l2=c, **terms), grads
+        ):
+            np.testing.assert_allclose(xb.to_numpy(sW)[k], xb.to_numpy(dW), rtol=1e-11, atol=1e-13)
+            assert tuple(sb.shape) == (3, 1, db.shape[0])
+            np.testing.assert_allclose(
+                xb.to_numpy(sb)[k, 0], xb.to_numpy(db), rtol=1e-11, atol=1e-13
+            )
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_padded_units_never_reach_outputs_or_gradients(xb, activation):
+    """Models of widths 2 and 5 padded to 5: the padding is invisible, for every activation."""
+    X, Y = _problem("softmax")
+    narrow, wide = _params((3, 2, 3)), _params((3, 5, 3))
+    padded = [
+        (np.pad(narrow[0][0], ((0, 0), (0, 3))), np.pad(narrow[0][1], (0, 3))),
+        (np.pad(narrow[1][0], ((0, 3), (0, 0))), narrow[1][1]),
+    ]
+    on = lambda a: xb.asarray(a, "float64")  # noqa: E731
+    Xd, Yd = on(X), on(Y)
+    stacked = [(on(W), on(b)) for W, b in _stack([padded, wide])]
+    mask = on(np.array([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]], dtype=float)[:, None, :])
+    wiring = _network.Wiring(unit_masks=[mask])
+    terms = dict(activation=activation, output="softmax", l2=0.2)
+    objectives = xb.to_numpy(_network.objective(xb.xp, stacked, Xd, Yd, wiring=wiring, **terms))
+    (dW1, db1), (dW2, _) = _network.gradients(xb.xp, stacked, Xd, Yd, wiring=wiring, **terms)
+    alone = [(on(W), on(b)) for W, b in narrow]
+    np.testing.assert_allclose(
+        objectives[0], xb.to_numpy(_network.objective(xb.xp, alone, Xd, Yd, **terms)), rtol=1e-12
+    )
+    (aW1, _), (aW2, _) = _network.gradients(xb.xp, alone, Xd, Yd, **terms)
+    np.testing.assert_allclose(xb.to_numpy(dW1)[0, :, :2], xb.to_numpy(aW1), rtol=1e-11)
+    np.testing.assert_allclose(xb.to_numpy(dW2)[0, :2], xb.to_numpy(aW2), rtol=1e-11)
+    # the padding's own gradients are exactly zero, so its weights never move from zero
+    assert not np.any(xb.to_numpy(dW1)[0, :, 2:])
+    assert not np.any(xb.to_numpy(db1)[0, :, 2:])
+    assert not np.any(xb.to_numpy(dW2)[0, 2:])
