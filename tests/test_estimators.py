@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import xpnet
-from xpnet import _backends, _train
+from xpnet import _backends, _optim
 
 ON_NUMPY = os.environ.get("XPNET_TEST_BACKEND", "numpy") == "numpy"
 numpy_only = pytest.mark.skipif(not ON_NUMPY, reason="scikit-learn's checks run on NumPy input")
@@ -256,15 +256,15 @@ def test_max_iter_warns_and_interrupt_keeps_a_usable_model(monkeypatch):
         xpnet.MLPClassifier((4,), max_iter=2).fit(X, y)
 
     calls = {"n": 0}
-    step_size = _train.Adam.step_size
+    step_size = _optim.Adam.step_size
 
-    def interrupted(self):
+    def interrupted(self, state):
         calls["n"] += 1
         if calls["n"] == 7:
             raise KeyboardInterrupt
-        return step_size(self)
+        return step_size(self, state)
 
-    monkeypatch.setattr(_train.Adam, "step_size", interrupted)
+    monkeypatch.setattr(_optim.Adam, "step_size", interrupted)
     with pytest.warns(UserWarning, match="Training interrupted by user"):
         model = xpnet.MLPClassifier((4,), batch_size=40, max_iter=50, random_state=0).fit(X, y)
     assert model.n_iter_ == 2  # 3 batches an epoch: interrupted in the third epoch

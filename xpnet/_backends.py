@@ -70,6 +70,8 @@ class _Adapter:
 
     name: str = ""
     module: str = ""
+    #: Whether the library's arrays mix with SciPy sparse matrices on the host.
+    host_sparse: bool = False
 
     def load(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -107,9 +109,21 @@ class _Adapter:
         """Compile a pure function of arrays, where the library can."""
         return fn
 
+    def free_memory(self, device: Any) -> int | None:
+        """Free bytes on ``device`` when it is an accelerator; None for host memory."""
+        return None
+
+    def quiet(self) -> contextlib.AbstractContextManager:
+        """A context without the library's floating-point warnings (overflow, invalid)."""
+        return contextlib.nullcontext()
+
 
 class _NumPy(_Adapter):
     name = module = "numpy"
+    host_sparse = True
+
+    def quiet(self) -> contextlib.AbstractContextManager:
+        return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
 
     def owns(self, x: Any) -> bool:
         return array_api_compat.is_numpy_array(x)
@@ -163,6 +177,10 @@ class _CuPy(_Adapter):
     def activate(self, device: Any) -> contextlib.AbstractContextManager:
         return device if device is not None else contextlib.nullcontext()
 
+    def free_memory(self, device: Any) -> int | None:
+        with self.activate(device):
+            return int(self.load().cuda.runtime.memGetInfo()[0])
+
 
 class _Torch(_Adapter):
     name = module = "torch"
@@ -207,6 +225,11 @@ class _Torch(_Adapter):
     def has_float64(self, device: Any) -> bool:
         return getattr(device, "type", str(device)) != "mps"
 
+    def free_memory(self, device: Any) -> int | None:
+        if getattr(device, "type", None) != "cuda":
+            return None
+        return int(self.load().cuda.mem_get_info(device)[0])
+
 
 class _Jax(_Adapter):
     name = module = "jax"
@@ -246,6 +269,14 @@ class _Jax(_Adapter):
     def jit(self, fn: Callable) -> Callable:
         return self.load().jit(fn)
 
+    def free_memory(self, device: Any) -> int | None:
+        if getattr(device, "platform", "cpu") == "cpu":
+            return None
+        stats = device.memory_stats() or {}
+        if "bytes_limit" not in stats:
+            return None
+        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+
 
 class _ArrayApiStrict(_Adapter):
     name = module = "array_api_strict"
@@ -279,6 +310,9 @@ class _ArrayApiStrict(_Adapter):
 
     def has_float64(self, device: Any) -> bool:
         return "float64" in self.load().__array_namespace_info__().dtypes(device=device)
+
+    def quiet(self) -> contextlib.AbstractContextManager:
+        return _NumPy().quiet()  # its arrays compute with NumPy
 
 
 _ADAPTERS: dict[str, _Adapter] = {
@@ -336,6 +370,18 @@ class Target:
 
     def has_float64(self) -> bool:
         return self.adapter.has_float64(self.device)
+
+    def free_memory(self) -> int | None:
+        """Free bytes on the device when it is a GPU; None where memory is the host's."""
+        return self.adapter.free_memory(self.device)
+
+    def quiet(self) -> contextlib.AbstractContextManager:
+        """No floating-point warnings inside: where divergence is reported otherwise."""
+        return self.adapter.quiet()
+
+    def takes_host_sparse(self) -> bool:
+        """Whether SciPy sparse X can be used here as it is (NumPy) or must be densified."""
+        return self.adapter.host_sparse
 
     def asarray(self, x: Any, dtype: Any = None) -> Any:
         """``x`` (from any backend, or a list) as an array here, cast to ``dtype``."""

@@ -1,11 +1,13 @@
 """scikit-learn's MLPClassifier and MLPRegressor, on any backend.
 
 The estimators keep scikit-learn's parameters, defaults, fitted attributes,
-random streams and update rules, and train with xpnet's one training loop
-(:func:`xpnet._train.train`) on the network math of :mod:`xpnet._network`.
-NumPy and SciPy sparse input go through scikit-learn's own validation, so
-messages and warnings are scikit-learn's; arrays of other backends (CuPy,
-torch, JAX, array_api_strict) are checked by xpnet and stay on their device.
+random streams and update rules.  They train with xpnet's one training loop
+(:func:`xpnet._train.run`) from a :class:`~xpnet._train.TrainState` made of
+their fitted attributes, and predict with an :class:`xpnet.Model` of their
+``coefs_`` and ``intercepts_``.  NumPy and SciPy sparse input go through
+scikit-learn's own validation, so messages and warnings are scikit-learn's;
+arrays of other backends (CuPy, torch, JAX, array_api_strict) are checked by
+xpnet and stay on their device.
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _backends, _validation
+from . import _backends, _train, _validation
 from ._exceptions import BackendFallbackWarning
-from ._model import _follow
+from ._model import Model, follow, put
 from ._network import forward, loss_and_gradients, out_activation
-from ._train import SGD, Adam, Batches, init_glorot, to_target, train
+from ._optim import SGD, Adam, OptState
+from ._validation import is_sparse
 
 _STOCHASTIC = ("sgd", "adam")
 _BACKEND_NAMES = {"auto", *_backends.BACKENDS}
@@ -54,8 +57,9 @@ def _on_host(x: Any) -> bool:
     return adapter is None or adapter.name == "numpy"
 
 
-def _is_sparse(x: Any) -> bool:
-    return hasattr(x, "tocsr") and hasattr(x, "nnz")
+def _host(x: Any) -> Any:
+    """``x`` as scikit-learn takes it: arrays of other backends come to the host."""
+    return x if x is None or _on_host(x) else _backends.to_host(x)
 
 
 class _BaseMLP(BaseEstimator, ABC):
@@ -84,11 +88,10 @@ class _BaseMLP(BaseEstimator, ABC):
     def _validate_fit_input(self, X: Any, y: Any, reset: bool) -> tuple[Any, np.ndarray]:
         """``(X, y)``: X stays where it is, y comes to the host."""
         if _on_host(X):
-            y = _backends.to_host(y) if not _on_host(y) else y
             X, y = validate_data(
                 self,
                 X,
-                y,
+                _host(y),
                 accept_sparse=["csr", "csc"],
                 multi_output=True,
                 y_numeric=not isinstance(self, ClassifierMixin),
@@ -97,7 +100,7 @@ class _BaseMLP(BaseEstimator, ABC):
             )
         else:
             X = _validation.check_X(X, n_features=None if reset else self.n_features_in_)
-            y = _backends.to_host(y) if not _on_host(y) else np.asarray(y)
+            y = np.asarray(_host(y))
             if y.shape[0] != X.shape[0]:
                 raise ValueError(
                     f"X has {X.shape[0]} samples but y has {y.shape[0]}; they must match"
@@ -126,29 +129,34 @@ class _BaseMLP(BaseEstimator, ABC):
             warnings.simplefilter("ignore", BackendFallbackWarning)
             return _backends.resolve(self.backend, self.device, X, True)
 
-    def _param_dtype(self, target: _backends.Target) -> Any:
-        name = self.coefs_[0].dtype.name
-        if name == "float64" and not target.has_float64():
-            name = "float32"
-        return getattr(target.xp, name)
+    def _model_for(self, X: Any) -> Model:
+        """The fitted network as a :class:`Model` on the device where ``X`` is predicted.
 
-    def _device_data(self, target: _backends.Target, X: Any, dtype: Any) -> Any:
-        """X on ``target`` as ``dtype``; sparse X stays sparse on NumPy."""
-        if _is_sparse(X):
-            if target.name == "numpy":
-                return X.astype(np.dtype(_validation.dtype_name(dtype)))
-            return target.asarray(X.toarray(), dtype)
-        return target.asarray(X, dtype)
-
-    def _raw_output(self, X: Any) -> tuple[Any, _backends.Target]:
-        """The output layer's values for validated X, on the compute target."""
+        Built from ``coefs_`` and ``intercepts_`` on each call, so that it always
+        predicts with the parameters the estimator shows.
+        """
         target = self._compute_target(X)
-        dtype = self._param_dtype(target)
-        params = to_target(target, zip(self.coefs_, self.intercepts_, strict=True), dtype)
-        Xt = self._device_data(target, X, dtype)
-        with target.activate():
-            _, z = forward(target.xp, params, Xt, self.activation)
-            return out_activation(target.xp, self.out_activation_, z), target
+        dtype = _validation.dtype_on(target, self.coefs_[0].dtype)
+        return Model(
+            target=target,
+            params=_train.to_target(target, list(zip(self.coefs_, self.intercepts_)), dtype),
+            dtype=dtype,
+            hidden=tuple(W.shape[1] for W in self.coefs_[:-1]),
+            activation=self.activation,
+            l2=self.alpha,
+            classes=getattr(self, "classes_", None),
+            n_features_in=self.n_features_in_,
+            loss_curve=[],
+            output=self.out_activation_,
+        )
+
+    @property
+    def _optimizer(self) -> OptState:
+        """The optimizer state of the last fit (scikit-learn reads its learning_rate)."""
+        try:
+            return self._train_state.opt
+        except AttributeError:
+            raise AttributeError(f"{type(self).__name__} has no stochastic solver state") from None
 
     # -- training ---------------------------------------------------------------
     def _fit(self, X: Any, y: Any, sample_weight: Any = None, incremental: bool = False):
@@ -156,28 +164,22 @@ class _BaseMLP(BaseEstimator, ABC):
         if not hasattr(hidden, "__iter__"):
             hidden = [hidden]
         hidden = list(hidden)
-        if np.any(np.array(hidden) <= 0):
-            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
+        if hidden:  # no hidden layer at all is a linear model, as in scikit-learn
+            hidden = list(_validation.check_hidden(hidden, name="hidden_layer_sizes"))
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_fit_input(X, y, reset=first_pass)
         n_samples, n_features = X.shape
         Y = self._encode_y(y, incremental, first_pass)
         if Y.ndim == 1:
             Y = Y.reshape((-1, 1))
-        host_dtype = X.dtype if _on_host(X) else None
         if sample_weight is not None:
-            holder = np.empty((n_samples, 0), dtype=host_dtype or np.float64)
-            sample_weight = _check_sample_weight(
-                _backends.to_host(sample_weight) if not _on_host(sample_weight) else sample_weight,
-                holder,
-            )
+            holder = np.empty((n_samples, 0), dtype=X.dtype if _on_host(X) else np.float64)
+            sample_weight = _check_sample_weight(_host(sample_weight), holder)
 
         target = _backends.resolve(self.backend, self.device, None if _on_host(X) else X, True)
-        if _is_sparse(X) and (self.solver == "lbfgs" or target.name != "numpy"):
+        if is_sparse(X) and (self.solver == "lbfgs" or not target.takes_host_sparse()):
             X = X.toarray()  # full-batch math, or a device without SciPy sparse
-        dtype = _validation.resolve_dtype(
-            target, np.zeros(0, X.dtype) if _is_sparse(X) else X, None
-        )
+        dtype = _validation.resolve_dtype(target, np.zeros(0, X.dtype) if is_sparse(X) else X, None)
         np_dtype = np.dtype(_validation.dtype_name(dtype))
 
         self.n_outputs_ = Y.shape[1]
@@ -186,25 +188,25 @@ class _BaseMLP(BaseEstimator, ABC):
         if first_pass:
             self._initialize(layer_units, np_dtype)
 
-        Xt = self._device_data(target, X, dtype)
+        Xt = put(target, X, dtype)
         Yt = target.asarray(Y.astype(np_dtype), dtype)
         swt = None if sample_weight is None else target.asarray(sample_weight, dtype)
-        params = to_target(target, zip(self.coefs_, self.intercepts_, strict=True), dtype)
+        params = _train.to_target(target, list(zip(self.coefs_, self.intercepts_)), dtype)
 
         with target.activate():  # CuPy allocates on the current device
             if self.solver in _STOCHASTIC:
                 params = self._fit_stochastic(target, params, Xt, Yt, Y, swt, incremental, dtype)
             else:
-                params = self._fit_lbfgs(target, params, Xt, Yt, swt, dtype)
+                params = self._fit_lbfgs(target, params, Xt, Yt, swt)
 
-        host = [(_backends.to_host(W), _backends.to_host(b)) for W, b in params]
+        host = _train.to_host(params)
         if not all(np.isfinite(W).all() and np.isfinite(b).all() for W, b in host):
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may contain large "
                 "values and need to be preprocessed."
             )
-        self.coefs_ = [np.array(W, dtype=np_dtype) for W, _ in host]
-        self.intercepts_ = [np.array(b, dtype=np_dtype) for _, b in host]
+        self.coefs_ = [W.astype(np_dtype, copy=False) for W, _ in host]
+        self.intercepts_ = [b.astype(np_dtype, copy=False) for _, b in host]
         return self
 
     def _initialize(self, layer_units: list[int], dtype: np.dtype) -> None:
@@ -212,12 +214,11 @@ class _BaseMLP(BaseEstimator, ABC):
         self.t_ = 0
         self.n_layers_ = len(layer_units)
         self.out_activation_ = self._output_name()
-        init = init_glorot(layer_units, self._random_state, self.activation, dtype)
+        init = _train.init_glorot(layer_units, self._random_state, self.activation, dtype)
         self.coefs_ = [W for W, _ in init]
         self.intercepts_ = [b for _, b in init]
-        for name in ("_optimizer", "_optimizer_state"):
-            if hasattr(self, name):
-                delattr(self, name)
+        if hasattr(self, "_train_state"):
+            del self._train_state
         if self.solver in _STOCHASTIC:
             self.loss_curve_ = []
             self._no_improvement_count = 0
@@ -244,17 +245,11 @@ class _BaseMLP(BaseEstimator, ABC):
         )
 
     def _fit_stochastic(self, target, params, Xt, Yt, Y_host, swt, incremental, dtype):
-        xp = target.xp
-        if not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer = self._make_optimizer()
-            state = self._optimizer.init(xp, params)
-        else:
-            state = _move_state(target, self._optimizer_state, dtype)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-
+        optimizer = self._make_optimizer()
         n = Y_host.shape[0]
-        X_val = y_val = sw_val = None
+        validation_score = None
         if self.early_stopping:
             stratify = (
                 Y_host if isinstance(self, ClassifierMixin) and self.n_outputs_ == 1 else None
@@ -270,14 +265,16 @@ class _BaseMLP(BaseEstimator, ABC):
                     "The validation set is too small. Increase 'validation_fraction' or the size "
                     "of your dataset."
                 )
-            Xt, X_val = _rows(target, Xt, train_idx), _rows(target, Xt, val_idx)
-            Yt, y_val = _rows(target, Yt, train_idx), Y_host[val_idx]
-            if swt is not None:
-                swt, sw_val = (
-                    _rows(target, swt, train_idx),
-                    _backends.to_host(_rows(target, swt, val_idx)),
-                )
+            X_val, y_val = _rows(target, Xt, val_idx), Y_host[val_idx]
+            sw_val = None if swt is None else _backends.to_host(_rows(target, swt, val_idx))
+            Xt, Yt = _rows(target, Xt, train_idx), _rows(target, Yt, train_idx)
+            swt = None if swt is None else _rows(target, swt, train_idx)
             n = train_idx.shape[0]
+
+            def validation_score(params: list) -> float:
+                _, z = forward(target.xp, params, X_val, self.activation)
+                out = _backends.to_host(out_activation(target.xp, self.out_activation_, z))
+                return self._validation_score(y_val, out, sw_val)
 
         if self.batch_size == "auto":
             batch_size = min(200, n)
@@ -289,78 +286,99 @@ class _BaseMLP(BaseEstimator, ABC):
                     stacklevel=3,
                 )
             batch_size = int(np.clip(self.batch_size, 1, n))
-        order = self._random_state if self.shuffle else None
-        batches = Batches(target, Xt, Yt, swt, batch_size, order, dtype)
-        best = [params]
-        self.n_iter_ = 0  # counts this call's epochs, as scikit-learn's does
 
-        def epoch_end(epoch: int, params: list, loss: float) -> bool:
-            self.n_iter_ += 1
-            self.loss_ = loss
-            self.t_ += n
-            self.loss_curve_.append(loss)
-            if self.verbose:
-                print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
-            self._count_no_improvement(target, params, X_val, y_val, sw_val, best)
-            self._optimizer.epoch_end(self.t_)
-            if self._no_improvement_count > self.n_iter_no_change:
-                what = "Validation score" if self.early_stopping else "Training loss"
-                msg = (
-                    f"{what} did not improve more than tol={self.tol:f} for "
-                    f"{self.n_iter_no_change} consecutive epochs."
-                )
-                stop, news = self._optimizer.plateau()
-                if self.verbose:
-                    print(f"{msg} {news}")
-                if stop:
-                    return True
-                self._no_improvement_count = 0
-            if incremental:
-                return True
-            if self.n_iter_ == self.max_iter:
-                warnings.warn(
-                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                    "optimization hasn't converged yet.",
-                    ConvergenceWarning,
-                    stacklevel=4,
-                )
-            return False
-
-        params, state, _ = train(
-            target, params, self._optimizer, state, batches,
-            activation=self.activation, output=self.out_activation_, l2=self.alpha,
-            epochs=self.max_iter, mean_gradients=True, epoch_end=epoch_end, interruptible=True,
+        state = self._resume_state(target, params, optimizer, incremental, dtype, n)
+        problem = _train.Problem(
+            data=_train.Data(target, Xt, Yt, swt, batch_size, dtype),
+            optimizer=optimizer,
+            step=_train.step_for(
+                target, optimizer, self.activation, self.out_activation_, self.alpha, True
+            ),
+            validation_score=validation_score,
+        )
+        rules = _train.Rules(
+            epochs=self.max_iter, tol=self.tol, n_iter_no_change=self.n_iter_no_change,
+            one_epoch=incremental, divergence="stop", interruptible=True,
         )  # fmt: skip
-        self._optimizer_state = _move_state(None, state, None)
-        if self.early_stopping:
-            params = best[0]
-        return params
+        first = state.epoch
+        state = _train.run(state, problem, rules, self._verbose_observer(first))
 
-    def _count_no_improvement(self, target, params, X_val, y_val, sw_val, best) -> None:
+        self.n_iter_ = state.epoch - first  # this call's epochs, as scikit-learn counts them
+        self.t_ = state.samples
+        self.loss_curve_ = state.losses
+        if state.epoch > first:
+            self.loss_ = self.loss_curve_[-1]
+        self._no_improvement_count = state.no_improvement
         if self.early_stopping:
-            with target.activate():
-                _, z = forward(target.xp, params, X_val, self.activation)
-                out = _backends.to_host(out_activation(target.xp, self.out_activation_, z))
-            score = self._validation_score(y_val, out, sw_val)
-            self.validation_scores_.append(score)
-            if self.verbose:
-                print(f"Validation score: {score:f}")
-            if score < self.best_validation_score_ + self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if score > self.best_validation_score_:
-                self.best_validation_score_ = score
-                best[0] = params  # arrays are never written in place: no copy needed
+            self.validation_scores_ = list(state.scores)
+            self.best_validation_score_ = state.best_score
         else:
-            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if self.loss_curve_[-1] < self.best_loss_:
-                self.best_loss_ = self.loss_curve_[-1]
+            self.best_loss_ = state.best_loss
+        # Kept for partial_fit and warm starts; the parameters are coefs_ and intercepts_.
+        self._train_state = state._replace(
+            params=None,
+            opt=state.opt._replace(slots=_train.to_host(state.opt.slots)),
+            best_params=_train.to_host(state.best_params),
+        )
+        if not incremental and state.stopped is None and self.n_iter_ == self.max_iter:
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                "optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        if self.early_stopping and state.best_params is not None:
+            return state.best_params
+        return state.params
 
-    def _fit_lbfgs(self, target, params, Xt, Yt, swt, dtype):
+    def _resume_state(self, target, params, optimizer, incremental, dtype, n) -> _train.TrainState:
+        """The training state from the fitted attributes: where the last fit left off.
+
+        partial_fit carries the optimizer's state on; fit starts a fresh optimizer,
+        as scikit-learn does, and warm starts keep the history and counters.
+        """
+        previous = getattr(self, "_train_state", None)
+        if incremental and previous is not None:
+            opt = previous.opt._replace(slots=_train.to_target(target, previous.opt.slots, dtype))
+        else:
+            opt = optimizer.init(target.xp, params)
+        best_params = None
+        if self.early_stopping and previous is not None and previous.best_params is not None:
+            best_params = _train.to_target(target, previous.best_params, dtype)
+        shuffle = None
+        if self.shuffle:
+            shuffle = _train.Shuffle(self._random_state.get_state(), np.arange(n))
+        state = _train.TrainState(
+            params=params,
+            opt=opt,
+            epoch=len(self.loss_curve_),
+            samples=self.t_,
+            shuffle=shuffle,
+            history=tuple(enumerate(self.loss_curve_)),
+            no_improvement=self._no_improvement_count,
+            best_params=best_params,
+        )
+        if self.early_stopping:
+            scores = tuple(self.validation_scores_)
+            return state._replace(scores=scores, best_score=self.best_validation_score_)
+        return state._replace(best_loss=self.best_loss_)
+
+    def _verbose_observer(self, first: int) -> _train.Observer | None:
+        """scikit-learn's progress lines, printed when ``verbose``."""
+        if not self.verbose:
+            return None
+
+        def observe(event: str, state: _train.TrainState, detail: Any) -> None:
+            if event == "plateau":
+                print(detail)
+                return
+            print(f"Iteration {state.epoch - first}, loss = {detail:.8f}")
+            if self.early_stopping:
+                print(f"Validation score: {state.scores[-1]:f}")
+
+        return observe
+
+    def _fit_lbfgs(self, target, params, Xt, Yt, swt):
         from ._lbfgs import minimize_lbfgs
 
         xp = target.xp
@@ -383,10 +401,11 @@ class _BaseMLP(BaseEstimator, ABC):
             loss, grads = loss_and_gradients(xp, unpack(theta), Xt, Yt, sample_weight=swt, **math_)
             return loss / total, pack([(dW / total, db / total) for dW, db in grads])
 
-        last = [pack(params)]
+        last, done = [pack(params)], [0]
 
         def remember(x):
             last[0] = x
+            done[0] += 1
 
         with target.activate():
             try:
@@ -396,6 +415,7 @@ class _BaseMLP(BaseEstimator, ABC):
                 )  # fmt: skip
             except KeyboardInterrupt:
                 warnings.warn("Training interrupted by user.", stacklevel=3)
+                self.n_iter_ = done[0]
                 self.loss_ = float(_backends.to_host(fun(last[0])[0]))
                 return unpack(last[0])
         self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
@@ -417,33 +437,11 @@ class _BaseMLP(BaseEstimator, ABC):
         return tags
 
 
-def _result(out: Any, X: Any, *, keep_float: bool) -> Any:
-    """``out`` in X's namespace and device; in X's float dtype when X is floating."""
-    if not _on_host(X):
-        return _follow(out, X, keep_float=keep_float)
-    out = np.asarray(_backends.to_host(out))
-    if keep_float and X.dtype.kind == "f" and out.dtype.kind == "f" and out.dtype != X.dtype:
-        out = out.astype(X.dtype)
-    return out
-
-
 def _rows(target: _backends.Target, a: Any, idx: np.ndarray) -> Any:
     """Rows ``idx`` of ``a`` (a device array, or host sparse), read with ``take``."""
-    if _is_sparse(a):
+    if is_sparse(a):
         return a[idx]
     return target.xp.take(a, target.asarray(idx), axis=0)
-
-
-def _move_state(target: _backends.Target | None, state: Any, dtype: Any) -> Any:
-    """An optimizer state (nested lists/tuples of arrays) moved to ``target`` (None: host)."""
-    if state is None:
-        return None
-    if isinstance(state, (list, tuple)):
-        moved = [_move_state(target, s, dtype) for s in state]
-        return tuple(moved) if isinstance(state, tuple) else moved
-    if target is None:
-        return np.array(_backends.to_host(state))
-    return target.asarray(state, dtype)
 
 
 _SHARED_DOC = """
@@ -616,8 +614,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         ``classes`` (all the labels) is required on the first call.
         """
-        if not _on_host(y):  # labels live on the host, as classes_ does
-            y = _backends.to_host(y)
+        y = _host(y)  # labels live on the host, as classes_ does
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
@@ -626,28 +623,19 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 self._label_binarizer.fit(classes)
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
-    def _proba(self, X: Any) -> tuple[Any, Any]:
-        X = self._predict_input(X)
-        out, target = self._raw_output(X)
-        if self.n_outputs_ == 1:
-            with target.activate():
-                out = target.xp.concat([1.0 - out, out], axis=1)
-        return out, X
-
     def predict_proba(self, X: Any) -> Any:
         """Probability estimates, one column per class (two for a binary problem).
 
         Returns an array in X's namespace, on X's device, in X's float dtype.
         """
-        out, X = self._proba(X)
-        return _result(out, X, keep_float=True)
+        X = self._predict_input(X)
+        model = self._model_for(X)
+        return follow(model._proba(model._outputs(X)), X, keep_float=True)
 
     def predict_log_proba(self, X: Any) -> Any:
         """The logarithm of :meth:`predict_proba`."""
-        out, X = self._proba(X)
-        here = _backends.target_of(X)
-        proba = _result(out, X, keep_float=True)
-        return here.xp.log(proba)
+        proba = self.predict_proba(X)
+        return _backends.target_of(proba).xp.log(proba)
 
     def predict(self, X: Any) -> Any:
         """Predicted labels (or a label indicator matrix for multi-label).
@@ -656,32 +644,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         a NumPy array.
         """
         X = self._predict_input(X)
-        out, target = self._raw_output(X)
-        lb = self._label_binarizer
-        numeric = self.classes_.dtype.kind in "biuf"
-        if lb.y_type_ in ("binary", "multiclass") and numeric and not _on_host(X):
-            xp = target.xp
-            with target.activate():
-                if lb.y_type_ == "multiclass":
-                    index = xp.argmax(out, axis=1)
-                else:
-                    index = xp.astype(out[:, 0] > 0.5, xp.int64)
-            here = _backends.target_of(X)
-            return here.xp.take(here.asarray(self.classes_), here.asarray(index), axis=0)
-        host = _backends.to_host(out)
-        pred = lb.inverse_transform(host.ravel() if self.n_outputs_ == 1 else host)
-        return pred if _on_host(X) else _result(pred, X, keep_float=False)
+        model = self._model_for(X)
+        out = model._outputs(X)
+        if self._label_binarizer.y_type_ in ("binary", "multiclass"):
+            labels = model._labels(model._class_index(out), X)
+            return _backends.to_host(labels) if _on_host(X) else labels
+        indicator = self._label_binarizer.inverse_transform(_backends.to_host(out))
+        return indicator if _on_host(X) else follow(indicator, X, keep_float=False)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy (subset accuracy for multi-label), as scikit-learn's."""
-        pred = self.predict(X)
-        y = _backends.to_host(y) if not _on_host(y) else y
-        sw = (
-            sample_weight
-            if sample_weight is None or _on_host(sample_weight)
-            else (_backends.to_host(sample_weight))
-        )
-        return float(accuracy_score(y, _backends.to_host(pred), sample_weight=sw))
+        pred = _backends.to_host(self.predict(X))
+        return float(accuracy_score(_host(y), pred, sample_weight=_host(sample_weight)))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -799,19 +773,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def predict(self, X: Any) -> Any:
         """Predicted values, in X's namespace, on X's device, in X's float dtype."""
         X = self._predict_input(X)
-        out, target = self._raw_output(X)
+        model = self._model_for(X)
+        out = model._outputs(X)
         if self.n_outputs_ == 1:
-            with target.activate():
-                out = target.xp.reshape(out, (-1,))
-        return _result(out, X, keep_float=True)
+            with model._target.activate():
+                out = model._target.xp.reshape(out, (-1,))
+        return follow(out, X, keep_float=True)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """The coefficient of determination R^2, as scikit-learn's."""
         pred = _backends.to_host(self.predict(X))
-        y = _backends.to_host(y) if not _on_host(y) else y
-        sw = (
-            sample_weight
-            if sample_weight is None or _on_host(sample_weight)
-            else (_backends.to_host(sample_weight))
-        )
-        return float(r2_score(y, pred, sample_weight=sw))
+        return float(r2_score(_host(y), pred, sample_weight=_host(sample_weight)))

@@ -2,11 +2,83 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-from . import _backends, _validation
+import numpy as np
+
+from . import _backends, _train, _validation
 from ._model import Model, one_hot
-from ._train import Callback, gradient_descent, init_article, to_target
+from ._network import objective
+from ._optim import SGD
+from ._train import Callback
+
+
+class Prepared(NamedTuple):
+    """Validated training data, on the device where training runs."""
+
+    target: _backends.Target
+    dtype: Any
+    X: Any  # the caller's X, validated
+    Xt: Any  # X on the target, in dtype
+    Y: Any  # one-hot labels on the target, in dtype
+    classes: np.ndarray
+
+
+def check_settings(
+    *,
+    hidden: Any,
+    activation: Any,
+    epochs: Any,
+    lr: Any,
+    l2: Any,
+    seed: Any,
+    log_every: Any,
+) -> dict:
+    """The training settings of one model, validated: a dict of :func:`fit` arguments."""
+    return dict(
+        hidden=_validation.check_hidden(hidden),
+        activation=_validation.check_activation(activation),
+        epochs=_validation.check_int("epochs", epochs, 1),
+        lr=_validation.check_float("lr", lr, positive=True),
+        l2=_validation.check_float("l2", l2, positive=False),
+        seed=None if seed is None else _validation.check_int("seed", seed, 0),
+        log_every=_validation.check_int("log_every", log_every, 1),
+    )
+
+
+def prepare(X: Any, y: Any, backend: Any, device: Any, dtype: Any, fallback: bool) -> Prepared:
+    """Check ``(X, y)``, choose where to train, and put the data there."""
+    X = _validation.check_X(X)
+    labels = _validation.check_labels(y, X.shape[0])
+    classes, index = _validation.encode_labels(labels)
+    target = _backends.resolve(backend, device, X, fallback)
+    dtype = _validation.resolve_dtype(target, X, dtype)
+    Xt = target.asarray(X, dtype)
+    return Prepared(target, dtype, X, Xt, one_hot(target, index, len(classes), dtype), classes)
+
+
+def mean_loss(target: _backends.Target, activation: str, l2: Any, wiring: Any = None) -> Any:
+    """``loss(params, X, Y)``: the article's mean loss, compiled where the backend can.
+
+    Compiled functions are kept per backend, device and network, as the steps
+    are (:func:`xpnet._train.step_for`); a stack's ``l2`` and ``wiring`` are
+    arrays, so its loss is compiled afresh.
+    """
+    key = None
+    if wiring is None and not hasattr(l2, "shape") and not isinstance(l2, list):
+        key = ("mean loss", target.name, str(target.device), activation, float(l2))
+        if key in _train.COMPILED:
+            return _train.COMPILED[key]
+    xp = target.xp
+
+    def loss(params, X, Y):
+        terms = dict(activation=activation, output="softmax", l2=l2, wiring=wiring)
+        return objective(xp, params, X, Y, **terms) / X.shape[0]
+
+    compiled = target.jit(loss)
+    if key is not None:
+        _train.remember(key, compiled)
+    return compiled
 
 
 def fit(
@@ -85,6 +157,12 @@ def fit(
         For bad data or settings, before any training.
     BackendUnavailableError
         When the backend cannot be used and ``fallback=False``.
+    FloatingPointError
+        When the loss stops being finite (the step is too large).
+
+    See Also
+    --------
+    fit_many : many such models, trained together.
 
     Examples
     --------
@@ -95,40 +173,46 @@ def fit(
     >>> round(model.score(X, y), 3)
     0.97
     """
-    hidden = _validation.check_hidden(hidden)
-    activation = _validation.check_activation(activation)
-    epochs = _validation.check_int("epochs", epochs, 1)
-    log_every = _validation.check_int("log_every", log_every, 1)
-    lr = _validation.check_float("lr", lr, positive=True)
-    l2 = _validation.check_float("l2", l2, positive=False)
-    if seed is not None:
-        seed = _validation.check_int("seed", seed, 0)
+    settings = check_settings(
+        hidden=hidden, activation=activation, epochs=epochs, lr=lr, l2=l2, seed=seed,
+        log_every=log_every,
+    )  # fmt: skip
     if callback is not None and not callable(callback):
         raise ValueError(f"callback must be callable as callback(pass, loss), got {callback!r}")
-    X = _validation.check_X(X)
-    labels = _validation.check_labels(y, X.shape[0])
-    classes, index = _validation.encode_labels(labels)
+    data = prepare(X, y, backend, device, dtype, fallback)
+    target = data.target
+    sizes = (data.X.shape[1], *settings["hidden"], len(data.classes))
+    params = _train.to_target(target, _train.init_article(sizes, settings["seed"]), data.dtype)
 
-    target = _backends.resolve(backend, device, X, fallback)
-    dtype = _validation.resolve_dtype(target, X, dtype)
-    Xt = target.asarray(X, dtype)
-    Y = one_hot(target, index, len(classes), dtype)
-    sizes = (X.shape[1], *hidden, len(classes))
-    params = to_target(target, init_article(sizes, seed), dtype)
-
-    params, curve = gradient_descent(
-        target, params, Xt, Y,
-        activation=activation, output="softmax", lr=lr, l2=l2,
-        epochs=epochs, log_every=log_every, callback=callback, progress=verbose,
-    )  # fmt: skip
+    optimizer = SGD(settings["lr"])
+    loss = mean_loss(target, settings["activation"], settings["l2"])
+    problem = _train.Problem(
+        data=_train.Data(target, data.Xt, data.Y, None, data.Xt.shape[0]),
+        optimizer=optimizer,
+        step=_train.step_for(
+            target, optimizer, settings["activation"], "softmax", settings["l2"], False
+        ),
+        evaluate=lambda params: float(_backends.to_host(loss(params, data.Xt, data.Y))),
+    )
+    rules = _train.Rules(
+        epochs=settings["epochs"], log_every=settings["log_every"], divergence="raise"
+    )
+    bar = _train.progress_bar(settings["epochs"]) if verbose else None
+    try:
+        observe = _train.progress_observer(settings["epochs"], callback, bar)
+        state = _train.run(_train.start(params, optimizer, target.xp), problem, rules, observe)
+    finally:
+        if bar is not None:
+            bar.close()
     return Model(
         target=target,
-        params=params,
-        dtype=dtype,
-        hidden=hidden,
-        activation=activation,
-        l2=l2,
-        classes=classes,
-        n_features_in=X.shape[1],
-        loss_curve=curve,
+        params=state.params,
+        dtype=data.dtype,
+        hidden=settings["hidden"],
+        activation=settings["activation"],
+        l2=settings["l2"],
+        classes=data.classes,
+        n_features_in=data.X.shape[1],
+        loss_curve=list(state.history),
+        settings=settings,
     )

@@ -1,10 +1,9 @@
-"""The trained classifier returned by :func:`xpnet.fit`."""
+"""A trained network on a device: what :func:`xpnet.fit` returns and the estimators predict with."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import array_api_compat
 import numpy as np
 
 from . import _backends, _validation
@@ -13,11 +12,11 @@ from ._train import to_target
 
 
 class Model:
-    """A trained multi-layer perceptron classifier, with its parameters on a device.
+    """A trained multi-layer perceptron, with its parameters on a device.
 
-    Made by :func:`xpnet.fit`; not meant to be built by hand.  Methods accept
-    data from any backend and return results in the caller's namespace and on
-    the caller's device.
+    Made by :func:`xpnet.fit` and :func:`xpnet.fit_many`; not meant to be
+    built by hand.  Methods accept data from any backend and return results in
+    the caller's namespace and on the caller's device.
 
     Attributes
     ----------
@@ -41,6 +40,10 @@ class Model:
         ``(pass, loss)`` after pass 0, every ``log_every`` passes and the last pass.
     params : list of (W, b)
         The weights and biases, on the model's device.
+    settings : dict
+        The :func:`xpnet.fit` arguments it was trained with (``hidden``,
+        ``activation``, ``epochs``, ``lr``, ``l2``, ``seed``, ``log_every``):
+        ``xpnet.fit(X, y, **model.settings)`` trains it again.
     """
 
     def __init__(
@@ -52,9 +55,11 @@ class Model:
         hidden: tuple[int, ...],
         activation: str,
         l2: float,
-        classes: np.ndarray,
+        classes: np.ndarray | None,
         n_features_in: int,
         loss_curve: list[tuple[int, float]],
+        output: str = "softmax",
+        settings: dict | None = None,
     ) -> None:
         self._target = target
         self.params = params
@@ -65,6 +70,8 @@ class Model:
         self.classes_ = classes
         self.n_features_in_ = n_features_in
         self.loss_curve = loss_curve
+        self.output = output
+        self.settings = dict(settings or {})
 
     @property
     def backend(self) -> str:
@@ -75,25 +82,45 @@ class Model:
         return self._target.device
 
     def __repr__(self) -> str:
+        classes = "" if self.classes_ is None else f" classes={len(self.classes_)}"
         return (
-            f"<xpnet.Model hidden={self.hidden} activation={self.activation!r} "
-            f"classes={len(self.classes_)} backend={self.backend!r} device={self.device!s} "
+            f"<xpnet.Model hidden={self.hidden} activation={self.activation!r}{classes} "
+            f"backend={self.backend!r} device={self.device!s} "
             f"dtype={_validation.dtype_name(self.dtype)}>"
         )
 
-    # -- evaluation -------------------------------------------------------------
-    def _logits(self, X: Any) -> Any:
-        Xt = self._target.asarray(X, self.dtype)
-        with self._target.activate():
-            return forward(self._target.xp, self.params, Xt, self.activation)[1]
+    # -- evaluation on validated input --------------------------------------------------
+    def _outputs(self, X: Any) -> Any:
+        """The output layer's values for validated ``X``, on the model's device."""
+        t = self._target
+        Xt = put(t, X, self.dtype)
+        with t.activate():
+            _, z = forward(t.xp, self.params, Xt, self.activation)
+            return out_activation(t.xp, self.output, z)
 
-    def _class_index(self, Xt: Any) -> Any:
-        """Predicted class indices (into :attr:`classes_`) of ``Xt``, already on
-        the model's device in its dtype; the result stays on the device."""
+    def _class_index(self, out: Any) -> Any:
+        """Predicted class indices (into :attr:`classes_`) from outputs, on the device."""
+        xp = self._target.xp
         with self._target.activate():
-            z = forward(self._target.xp, self.params, Xt, self.activation)[1]
-            return self._target.xp.argmax(z, axis=-1)
+            if out.shape[-1] == 1:  # one logistic output: the positive class above 0.5
+                return xp.astype(out[..., 0] > 0.5, xp.int64)
+            return xp.argmax(out, axis=-1)
 
+    def _proba(self, out: Any) -> Any:
+        """Class probabilities from outputs: two columns for one logistic output."""
+        if out.shape[-1] != 1:
+            return out
+        with self._target.activate():
+            return self._target.xp.concat([1.0 - out, out], axis=-1)
+
+    def _labels(self, index: Any, X: Any) -> Any:
+        """``classes_[index]``, in X's namespace and on its device for numeric labels."""
+        if self.classes_.dtype.kind not in "biuf":
+            return self.classes_[_backends.to_host(index)]
+        here = _backends.target_of(X)
+        return here.xp.take(here.asarray(self.classes_), here.asarray(index), axis=0)
+
+    # -- public ---------------------------------------------------------------------------
     def predict_proba(self, X: Any) -> Any:
         """Class probabilities, one column per class in :attr:`classes_`.
 
@@ -109,9 +136,7 @@ class Model:
             when ``X`` is floating, else in the model's dtype.
         """
         X = _validation.check_X(X, n_features=self.n_features_in_)
-        with self._target.activate():
-            proba = out_activation(self._target.xp, "softmax", self._logits(X))
-        return _follow(proba, X, keep_float=True)
+        return follow(self._proba(self._outputs(X)), X, keep_float=True)
 
     def predict(self, X: Any) -> Any:
         """The most probable class of each sample.
@@ -124,12 +149,7 @@ class Model:
             backends cannot hold strings).
         """
         X = _validation.check_X(X, n_features=self.n_features_in_)
-        with self._target.activate():
-            index = self._target.xp.argmax(self._logits(X), axis=-1)
-        if self.classes_.dtype.kind not in "biuf":
-            return self.classes_[_backends.to_host(index)]
-        here = _backends.target_of(X)
-        return here.xp.take(here.asarray(self.classes_), here.asarray(index), axis=0)
+        return self._labels(self._class_index(self._outputs(X)), X)
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy: the fraction of samples whose predicted label equals ``y``."""
@@ -153,11 +173,11 @@ class Model:
         Y = one_hot(t, np.searchsorted(self.classes_, y), len(self.classes_), self.dtype)
         with t.activate():
             total = objective(
-                t.xp, self.params, Xt, Y, activation=self.activation, output="softmax", l2=self.l2
+                t.xp, self.params, Xt, Y, activation=self.activation, output=self.output, l2=self.l2
             )
         return float(_backends.to_host(total)) / X.shape[0]
 
-    # -- moving -----------------------------------------------------------------
+    # -- moving -----------------------------------------------------------------------------
     def to(self, backend: str, device: Any = None, *, fallback: bool = True) -> Model:
         """A new Model with the same parameters, moved to ``backend`` and ``device``.
 
@@ -166,10 +186,10 @@ class Model:
         new backend has it.
         """
         target = _backends.resolve(backend, device, None, fallback)
-        name = _validation.dtype_name(self.dtype)
-        if name == "float64" and not target.has_float64():
-            name = "float32"
-        dtype = getattr(target.xp, name)
+        return self._on(target, _validation.dtype_on(target, self.dtype))
+
+    def _on(self, target: _backends.Target, dtype: Any) -> Model:
+        """This model with its parameters moved to ``target`` as ``dtype``."""
         return Model(
             target=target,
             params=to_target(target, self.params, dtype),
@@ -180,7 +200,18 @@ class Model:
             classes=self.classes_,
             n_features_in=self.n_features_in_,
             loss_curve=list(self.loss_curve),
+            output=self.output,
+            settings=self.settings,
         )
+
+
+def put(target: _backends.Target, X: Any, dtype: Any) -> Any:
+    """X on ``target`` in ``dtype``; SciPy sparse X stays sparse where the target takes it."""
+    if _validation.is_sparse(X):
+        if target.takes_host_sparse():
+            return X.astype(np.dtype(_validation.dtype_name(dtype)))
+        X = X.toarray()
+    return target.asarray(X, dtype)
 
 
 def one_hot(target: _backends.Target, index: np.ndarray, n_classes: int, dtype: Any) -> Any:
@@ -191,11 +222,15 @@ def one_hot(target: _backends.Target, index: np.ndarray, n_classes: int, dtype: 
     return xp.astype(idx[:, None] == classes[None, :], dtype)
 
 
-def _follow(result: Any, X: Any, *, keep_float: bool) -> Any:
-    """``result`` moved to X's namespace and device (and X's float dtype)."""
+def follow(result: Any, X: Any, *, keep_float: bool) -> Any:
+    """``result`` moved to X's namespace and device, and to X's float dtype.
+
+    Lists, SciPy sparse matrices and NumPy arrays get NumPy results.
+    """
     here = _backends.target_of(X)
     out = here.asarray(result)
-    xpX = array_api_compat.array_namespace(X)
-    if keep_float and xpX.isdtype(X.dtype, "real floating") and out.dtype != X.dtype:
-        out = here.xp.astype(out, X.dtype)
+    dtype = getattr(X, "dtype", None)
+    if keep_float and dtype is not None and here.xp.isdtype(dtype, "real floating"):
+        if out.dtype != dtype:
+            out = here.xp.astype(out, dtype)
     return out

@@ -1,22 +1,38 @@
-"""Initialisation and the training loop, on any backend."""
+"""Training as data: one plain state, pure updates, and the one loop that owns the stop rules.
+
+Training is a fold over a state, ``state = update(state, batch)``, and after
+each epoch the stop rules read the state.  :class:`TrainState` holds all that
+training needs to continue (parameters, optimizer state, counters, the shuffle
+generator and permutation, the history, the no-improvement counter and the best
+parameters), as arrays, numbers and tuples.  :func:`run` is the loop for
+:func:`xpnet.fit`, :func:`xpnet.fit_many` and both estimators: what differs
+between them is data (a :class:`Problem` and its :class:`Rules`), not code.
+"""
 
 from __future__ import annotations
 
-import copy
 import math
 import sys
 import warnings
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import _backends
-from ._network import gradients, loss_and_gradients, objective
+from ._network import gradients, loss_and_gradients
+from ._optim import Adam, Optimizer, OptState
+from ._validation import is_sparse
 
+# A step: (params, slots, X, Y, sample_weight, lr) -> (params, slots, batch loss or None).
+Step = Callable[..., tuple[list, Any, Any]]
+# An observer: (event, state, detail) for "epoch" (detail: the recorded loss or None)
+# and "plateau" (detail: scikit-learn's message).  Observers never change the state.
+Observer = Callable[[str, "TrainState", Any], Any]
 Callback = Callable[[int, float], Any]
 
 
+# -- initial parameters, drawn on the host ------------------------------------------------
 def init_article(
     layer_sizes: Sequence[int], seed: int | None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -53,400 +69,442 @@ def init_glorot(
     return params
 
 
-def to_target(target: _backends.Target, host_params: Sequence[tuple[Any, Any]], dtype: Any) -> list:
-    """Move ``(W, b)`` pairs from any backend onto ``target`` as ``dtype``."""
-    return [(target.asarray(W, dtype), target.asarray(b, dtype)) for W, b in host_params]
+def to_target(target: _backends.Target, pairs: Any, dtype: Any) -> list:
+    """Move ``(W, b)`` pairs (or any nesting of lists and tuples of arrays) to ``target``."""
+    if pairs is None:
+        return None
+    if isinstance(pairs, (list, tuple)) or not hasattr(pairs, "shape"):
+        moved = [to_target(target, p, dtype) for p in pairs]
+        return tuple(moved) if isinstance(pairs, tuple) else moved
+    return target.asarray(pairs, dtype)
 
 
-class SGD:
-    """Gradient descent with optional (Nesterov) momentum and a step-size schedule.
+def to_host(tree: Any) -> Any:
+    """NumPy copies of every array in a nesting of lists and tuples (None stays None)."""
+    if tree is None:
+        return None
+    if isinstance(tree, (list, tuple)):
+        moved = [to_host(t) for t in tree]
+        return tuple(moved) if isinstance(tree, tuple) else moved
+    return np.array(_backends.to_host(tree))
 
-    The update of each parameter ``p`` with gradient ``g`` is
-    ``v <- momentum * v - lr * g`` then ``p <- p + v``, or with Nesterov
-    ``p <- p + momentum * v - lr * g``.  With ``momentum=0`` that is
-    ``p <- p - lr * g`` and no velocity is kept.
 
-    Schedules: "constant"; "invscaling", ``lr = lr_init / (t + 1) ** power_t``
-    after each epoch with ``t`` the samples seen; "adaptive", ``lr /= 5`` on
-    each plateau until it is at most 1e-6.
+# -- the state -------------------------------------------------------------------------------
+class Shuffle(NamedTuple):
+    """The shuffle of mini-batches: a host generator's state and the current order.
+
+    ``generator`` is ``numpy.random.RandomState.get_state()``; each epoch
+    draws scikit-learn's permutation (``sklearn.utils.shuffle`` of the
+    previous ``order``) from it.
     """
 
-    def __init__(
-        self,
-        learning_rate_init: float,
-        *,
-        momentum: float = 0.0,
-        nesterov: bool = False,
-        schedule: str = "constant",
-        power_t: float = 0.5,
-    ) -> None:
-        self.learning_rate_init = float(learning_rate_init)
-        self.learning_rate = float(learning_rate_init)
-        self.momentum = float(momentum)
-        self.nesterov = bool(nesterov) and self.momentum > 0
-        self.schedule = schedule
-        self.power_t = power_t
-
-    def rule(self) -> tuple:
-        """The constants of the update (not the step size): a cache key."""
-        return ("sgd", self.momentum, self.nesterov)
-
-    def init(self, xp: Any, params: list) -> list | None:
-        """The device state: one velocity per array, or None without momentum."""
-        if self.momentum == 0:
-            return None
-        return [(xp.zeros_like(W), xp.zeros_like(b)) for W, b in params]
-
-    def step_size(self) -> float:
-        """The host-side step size of the next update."""
-        return self.learning_rate
-
-    def update(self, xp: Any, params: list, grads: list, state: list | None, lr: Any) -> tuple:
-        """Pure update: new ``(params, state)``."""
-        if state is None:
-            return [
-                (W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(params, grads, strict=True)
-            ], None
-        mu = self.momentum
-        velocities = [
-            (mu * vW - lr * dW, mu * vb - lr * db)
-            for (vW, vb), (dW, db) in zip(state, grads, strict=True)
-        ]
-        if self.nesterov:
-            moves = [
-                (mu * vW - lr * dW, mu * vb - lr * db)
-                for (vW, vb), (dW, db) in zip(velocities, grads, strict=True)
-            ]
-        else:
-            moves = velocities
-        params = [(W + mW, b + mb) for (W, b), (mW, mb) in zip(params, moves, strict=True)]
-        return params, velocities
-
-    def epoch_end(self, samples_seen: int) -> None:
-        if self.schedule == "invscaling":
-            self.learning_rate = self.learning_rate_init / (samples_seen + 1) ** self.power_t
-
-    def plateau(self) -> tuple[bool, str]:
-        """React to a plateau: ``(stop, what happened)``."""
-        if self.schedule != "adaptive":
-            return True, "Stopping."
-        if self.learning_rate <= 1e-6:
-            return True, "Learning rate too small. Stopping."
-        self.learning_rate /= 5.0
-        return False, f"Setting learning rate to {self.learning_rate:f}"
+    generator: tuple
+    order: np.ndarray
 
 
-class Adam:
-    """Adam (Kingma and Ba, 2014) with the bias correction folded into the step size.
+class TrainState(NamedTuple):
+    """Everything training needs to continue, as plain data.
 
-    ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2`` and
-    ``p <- p - lr_t m / (sqrt(v) + eps)`` with
-    ``lr_t = lr_init sqrt(1 - b2^t) / (1 - b1^t)`` computed on the host.
+    Attributes
+    ----------
+    params : list of (W, b)
+        On the training device; with a leading model axis for a stack.
+    opt : OptState
+        The optimizer's step count, step size and moments or velocities.
+    epoch : int
+        Epochs (full-batch passes) completed since initialisation.
+    samples : int
+        Samples seen since initialisation (scikit-learn's ``t_``).
+    shuffle : Shuffle or None
+        The mini-batch shuffle, or None to take the rows in order.
+    history : tuple of (int, loss)
+        The recorded ``(epoch index, loss)`` pairs; a loss is a float, or a
+        NumPy array of one loss per model for a stack.
+    no_improvement : int
+        Consecutive epochs without improvement by ``tol``.
+    best_loss : float
+        The lowest recorded loss (``inf`` before any).
+    scores : tuple of float
+        Validation scores, one per epoch, when early stopping.
+    best_score : float
+        The highest validation score (``-inf`` before any).
+    best_params : list of (W, b) or None
+        The parameters of the best validation score.
+    diverged : numpy.ndarray or None
+        For a stack, the epoch index at which each model's loss stopped being
+        finite, -1 while it is finite; None for one model.
+    stopped : str or None
+        Why the last run stopped early ("plateau", "one epoch", "diverged",
+        "interrupted"), None when it ran all its epochs.
     """
 
-    def __init__(
-        self,
-        learning_rate_init: float,
-        *,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-8,
-    ) -> None:
-        self.learning_rate_init = float(learning_rate_init)
-        self.learning_rate = float(learning_rate_init)
-        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
-        self.t = 0
+    params: list
+    opt: OptState
+    epoch: int = 0
+    samples: int = 0
+    shuffle: Shuffle | None = None
+    history: tuple = ()
+    no_improvement: int = 0
+    best_loss: float = math.inf
+    scores: tuple = ()
+    best_score: float = -math.inf
+    best_params: list | None = None
+    diverged: np.ndarray | None = None
+    stopped: str | None = None
 
-    def rule(self) -> tuple:
-        """The constants of the update (not the step size): a cache key."""
-        return ("adam", self.beta_1, self.beta_2, self.epsilon)
-
-    def init(self, xp: Any, params: list) -> list:
-        zeros = [(xp.zeros_like(W), xp.zeros_like(b)) for W, b in params]
-        return [zeros, [(xp.zeros_like(W), xp.zeros_like(b)) for W, b in params]]
-
-    def step_size(self) -> float:
-        self.t += 1
-        self.learning_rate = (
-            self.learning_rate_init * math.sqrt(1 - self.beta_2**self.t) / (1 - self.beta_1**self.t)
-        )
-        return self.learning_rate
-
-    def update(self, xp: Any, params: list, grads: list, state: list, lr: Any) -> tuple:
-        b1, b2, eps = self.beta_1, self.beta_2, self.epsilon
-        flat_g = [g for pair in grads for g in pair]
-        ms = [b1 * m + (1 - b1) * g for m, g in zip(_flat(state[0]), flat_g, strict=True)]
-        vs = [b2 * v + (1 - b2) * (g * g) for v, g in zip(_flat(state[1]), flat_g, strict=True)]
-        moves = [(-lr * m) / (xp.sqrt(v) + eps) for m, v in zip(ms, vs, strict=True)]
-        flat_p = [p + d for p, d in zip(_flat(params), moves, strict=True)]
-        return _pairs(flat_p), [_pairs(ms), _pairs(vs)]
-
-    def epoch_end(self, samples_seen: int) -> None:
-        pass
-
-    def plateau(self) -> tuple[bool, str]:
-        return True, "Stopping."
+    @property
+    def losses(self) -> list:
+        """The recorded losses, without their epoch indices."""
+        return [loss for _, loss in self.history]
 
 
-def _flat(pairs: Sequence[tuple[Any, Any]]) -> list:
-    return [a for pair in pairs for a in pair]
+def start(
+    params: list,
+    optimizer: Optimizer,
+    xp: Any,
+    *,
+    generator: np.random.RandomState | None = None,
+    n_samples: int = 0,
+    n_models: int | None = None,
+) -> TrainState:
+    """A fresh state: ``optimizer.init`` of ``params``, counters at zero.
 
-
-def _pairs(flat: list) -> list:
-    return list(zip(flat[0::2], flat[1::2], strict=True))
-
-
-class Batches:
-    """The mini-batches of one epoch, gathered on the target device.
-
-    ``order`` is a host RandomState drawing scikit-learn's permutation for each
-    epoch (``sklearn.utils.shuffle`` of the previous order), or None to take
-    the rows in order.  Rows are read with ``xp.take`` from one device copy of
-    the permutation; a SciPy sparse X (host only) is densified batch by batch.
+    With ``generator`` the mini-batches are shuffled, starting from the rows in
+    order; with ``n_models`` the state tracks divergence per model.
     """
+    shuffle = None
+    if generator is not None:
+        shuffle = Shuffle(generator.get_state(), np.arange(n_samples))
+    diverged = None if n_models is None else np.full(n_models, -1)
+    return TrainState(params, optimizer.init(xp, params), shuffle=shuffle, diverged=diverged)
 
-    def __init__(
-        self,
-        target: _backends.Target,
-        X: Any,
-        Y: Any,
-        sample_weight: Any | None,
-        batch_size: int,
-        order: np.random.RandomState | None,
-        dtype: Any = None,
-    ) -> None:
-        self.target, self.X, self.Y, self.sample_weight = target, X, Y, sample_weight
-        self.n = Y.shape[0]
-        self.batch_size = batch_size
-        self.order = order
-        self.dtype = dtype
-        self.index = np.arange(self.n)
-        self.sparse = hasattr(X, "tocsr")
-        self.full = batch_size >= self.n and order is None and not self.sparse
 
-    def _rows(self, a: Any, idx: Any, host_idx: np.ndarray, start: int, stop: int) -> Any:
+# -- the data of one run -------------------------------------------------------------------
+class Data(NamedTuple):
+    """The training data on the device (a host SciPy sparse X is densified per batch)."""
+
+    target: _backends.Target
+    X: Any
+    Y: Any
+    sample_weight: Any
+    batch_size: int
+    dtype: Any = None
+
+    @property
+    def n(self) -> int:
+        return self.Y.shape[0]
+
+    def epoch(self, shuffle: Shuffle | None) -> tuple[Shuffle | None, Iterator]:
+        """The next shuffle state and the epoch's ``(X, Y, sample_weight, size)`` batches."""
+        if shuffle is not None:
+            from sklearn.utils import shuffle as permute
+
+            rng = np.random.RandomState()
+            rng.set_state(shuffle.generator)
+            order = permute(shuffle.order, random_state=rng)
+            shuffle = Shuffle(rng.get_state(), order)
+        return shuffle, self._batches(None if shuffle is None else shuffle.order)
+
+    def _batches(self, order: np.ndarray | None) -> Iterator:
+        n, size = self.n, self.batch_size
+        if order is None and size >= n and not is_sparse(self.X):
+            yield self.X, self.Y, self.sample_weight, n  # the whole data set, as is: no copies
+            return
+        idx = None if order is None else self.target.asarray(order)
+        for begin in range(0, n, size):
+            end = min(begin + size, n)
+            rows = (self._rows(a, idx, order, begin, end) for a in (self.X, self.Y))
+            sw = self._rows(self.sample_weight, idx, order, begin, end)
+            yield *rows, sw, end - begin
+
+    def _rows(self, a: Any, idx: Any, order: Any, begin: int, end: int) -> Any:
         if a is None:
             return None
-        if self.sparse and a is self.X:
-            rows = a[host_idx[start:stop]] if host_idx is not None else a[start:stop]
+        if is_sparse(a):
+            rows = a[order[begin:end]] if order is not None else a[begin:end]
             return self.target.asarray(rows.toarray(), self.dtype)
         if idx is None:
-            return a[start:stop, ...]
-        return self.target.xp.take(a, idx[start:stop], axis=0)
-
-    def __iter__(self):
-        if self.full:  # the whole data set, as is: no copies
-            yield self.X, self.Y, self.sample_weight, self.n
-            return
-        host_idx = idx = None
-        if self.order is not None:
-            from sklearn.utils import shuffle
-
-            self.index = shuffle(self.index, random_state=self.order)
-            host_idx = self.index
-            idx = self.target.asarray(host_idx)
-        for start in range(0, self.n, self.batch_size):
-            stop = min(start + self.batch_size, self.n)
-            yield (
-                self._rows(self.X, idx, host_idx, start, stop),
-                self._rows(self.Y, idx, host_idx, start, stop),
-                self._rows(self.sample_weight, idx, host_idx, start, stop),
-                stop - start,
-            )
+            return a[begin:end, ...]
+        return self.target.xp.take(a, idx[begin:end], axis=0)
 
 
-EpochEnd = Callable[[int, list, Any], bool]
-
-
-def _step(
+# -- compiled steps --------------------------------------------------------------------------
+def step_for(
     target: _backends.Target,
-    optimizer: SGD | Adam,
+    optimizer: Optimizer,
     activation: str,
     output: str,
     l2: float,
     mean_gradients: bool,
-) -> Callable:
-    """The training step, compiled by ``target.jit`` once per configuration.
+) -> Step:
+    """The training step of one network, compiled by ``target.jit`` once per configuration.
 
     JAX compiles on the first call of each jitted function, so the steps are
     kept per backend, device, network and update rule: repeated fits (warm
     starts, partial_fit, grid searches) reuse them.  The step reads only the
     optimizer's constants (momentum, betas); the step size is an argument.
+
+    With ``mean_gradients`` (scikit-learn's rule) the gradient of the summed
+    objective is divided by the batch's total sample weight and the step
+    returns the batch's mean reported loss; otherwise (the article's rule) the
+    gradient is used as is and the loss is None.
     """
     key = (
         target.name, str(target.device), activation, output, float(l2), mean_gradients,
         optimizer.rule(),
     )  # fmt: skip
-    if key not in _STEPS:
-        _STEPS[key] = target.jit(_make_step(target.xp, copy.copy(optimizer), key))
-        while len(_STEPS) > _MAX_STEPS:
-            _STEPS.pop(next(iter(_STEPS)))
-    return _STEPS[key]
+    if key not in COMPILED:
+        remember(key, target.jit(_make_step(target.xp, optimizer, key)))
+    return COMPILED[key]
 
 
-_STEPS: dict[tuple, Callable] = {}
-_MAX_STEPS = 64
+#: Compiled steps and losses, by configuration; the oldest go first past 64.
+COMPILED: dict[tuple, Callable] = {}
 
 
-def _make_step(xp: Any, optimizer: SGD | Adam, key: tuple) -> Callable:
+def remember(key: tuple, fn: Callable) -> None:
+    COMPILED[key] = fn
+    while len(COMPILED) > 64:
+        COMPILED.pop(next(iter(COMPILED)))
+
+
+def _make_step(xp: Any, optimizer: Optimizer, key: tuple) -> Step:
     _, _, activation, output, l2, mean_gradients, _ = key
     terms = dict(activation=activation, output=output, l2=l2)
+    # Only the constants of the rule matter: a copy without the step size, so that
+    # the compiled step does not keep the first caller's settings alive.
+    rule = Adam(0.0, *optimizer.rule()[1:]) if isinstance(optimizer, Adam) else optimizer
 
     if mean_gradients:
 
-        def step(params, state, X, Y, sw, lr):
+        def step(params, slots, X, Y, sw, lr):
             loss, grads = loss_and_gradients(xp, params, X, Y, sample_weight=sw, **terms)
             total = X.shape[0] if sw is None else xp.sum(sw)
             grads = [(dW / total, db / total) for dW, db in grads]
-            params, state = optimizer.update(xp, params, grads, state, lr)
-            return params, state, loss / total
+            params, slots = rule.update(xp, params, grads, slots, lr)
+            return params, slots, loss / total
 
         return step
 
-    def step(params, state, X, Y, sw, lr):
+    def step(params, slots, X, Y, sw, lr):
         grads = gradients(xp, params, X, Y, sample_weight=sw, **terms)
-        params, state = optimizer.update(xp, params, grads, state, lr)
-        return params, state, None
+        params, slots = rule.update(xp, params, grads, slots, lr)
+        return params, slots, None
 
     return step
 
 
-def train(
-    target: _backends.Target,
-    params: list,
-    optimizer: SGD | Adam,
-    state: Any,
-    batches: Batches,
-    *,
-    activation: str,
-    output: str,
-    l2: float,
-    epochs: int,
-    mean_gradients: bool,
-    epoch_end: EpochEnd,
-    interruptible: bool = False,
-) -> tuple[list, Any, int]:
-    """The training loop shared by :func:`xpnet.fit` and the estimators.
+# -- the loop --------------------------------------------------------------------------------
+class Problem(NamedTuple):
+    """What one run trains on; fixed for the run.
 
-    Each epoch runs ``optimizer`` over ``batches``; each step takes the
-    gradient of the summed objective, divided by the batch's total sample
-    weight when ``mean_gradients`` (scikit-learn's rule) or as is (the
-    article's).  With ``mean_gradients`` the step also returns the batch's
-    mean reported loss, and the epoch's loss (the batch losses weighted by
-    batch size, over the sample count) is handed to
-    ``epoch_end(epoch, params, loss)``; otherwise the loss is None.  Training
-    stops when ``epoch_end`` returns True.  With ``interruptible``, a
-    KeyboardInterrupt ends training with a warning, keeping the parameters
-    of the last finished step.
-
-    Returns
-    -------
-    params, state : the trained parameters and the optimizer's state.
-    epochs_done : int
-        The number of epochs that ran to their end.
+    ``evaluate(params)`` gives the loss recorded at log points when the step
+    returns none (a float, or one per model as a NumPy array), and
+    ``validation_score(params)`` the early-stopping score.
     """
-    step = _step(target, optimizer, activation, output, l2, mean_gradients)
-    done = 0
+
+    data: Data
+    optimizer: Optimizer
+    step: Step
+    evaluate: Callable[[list], Any] | None = None
+    validation_score: Callable[[list], float] | None = None
+
+
+class Rules(NamedTuple):
+    """When to record, and when to stop.
+
+    Attributes
+    ----------
+    epochs : int
+        Epochs to run in this call at most.
+    log_every : int or None
+        Record ``evaluate(params)`` after the first epoch of the run, every
+        ``log_every`` epochs and the last; None records the epoch's mean batch
+        loss after every epoch.
+    tol : float or None
+        Count epochs without improvement by ``tol`` (of the loss, or of the
+        validation score when ``problem.validation_score`` is set); after more
+        than ``n_iter_no_change`` of them the optimizer's ``plateau`` decides
+        whether to stop.  None never stops early.
+    n_iter_no_change : float
+    one_epoch : bool
+        Stop after one epoch (scikit-learn's partial_fit).
+    divergence : {"raise", "mark", "stop"}
+        On a non-finite loss: raise FloatingPointError; mark the model in
+        ``state.diverged`` and train the others on; or stop.
+    interruptible : bool
+        On KeyboardInterrupt, warn and return the state of the last finished
+        step instead of raising.
+    """
+
+    epochs: int
+    log_every: int | None = None
+    tol: float | None = None
+    n_iter_no_change: float = 10
+    one_epoch: bool = False
+    divergence: str = "stop"
+    interruptible: bool = False
+
+
+def run(
+    state: TrainState, problem: Problem, rules: Rules, observe: Observer | None = None
+) -> TrainState:
+    """Train from ``state`` by ``problem`` under ``rules``; the state after the run.
+
+    ``observe(event, state, detail)`` sees each epoch's end ("epoch", with the
+    loss recorded then, or None) and each plateau ("plateau", with the
+    message); it cannot change the state.
+    """
+    data, optimizer, step = problem.data, problem.optimizer, problem.step
+    first, last = state.epoch, state.epoch + rules.epochs - 1
+    state = state._replace(stopped=None)
     try:
-        with target.activate():
-            for epoch in range(epochs):
-                total_loss = None
-                for Xb, Yb, swb, size in batches:
-                    params, state, loss = step(params, state, Xb, Yb, swb, optimizer.step_size())
+        with data.target.activate():
+            while state.stopped is None and state.epoch <= last:
+                shuffle, batches = data.epoch(state.shuffle)
+                if shuffle is not None:
+                    state = state._replace(shuffle=shuffle)
+                total = None
+                for X, Y, sw, size in batches:
+                    lr = optimizer.step_size(state.opt)
+                    params, slots, loss = step(state.params, state.opt.slots, X, Y, sw, lr)
+                    state = state._replace(
+                        params=params, opt=optimizer.advance(state.opt, lr, slots)
+                    )
                     if loss is not None:
-                        total_loss = loss * size if total_loss is None else total_loss + loss * size
-                done = epoch + 1
-                epoch_loss = None
-                if total_loss is not None:
-                    epoch_loss = float(_backends.to_host(total_loss)) / batches.n
-                if epoch_end(epoch, params, epoch_loss):
-                    break
+                        total = loss * size if total is None else total + loss * size
+                epoch = state.epoch
+                state = state._replace(epoch=epoch + 1, samples=state.samples + data.n)
+                loss = None
+                if total is not None:
+                    loss = float(_backends.to_host(total)) / data.n
+                elif rules.log_every is not None and (
+                    (epoch - first) % rules.log_every == 0 or epoch == last
+                ):
+                    loss = problem.evaluate(state.params)
+                state = _epoch_end(state, problem, rules, epoch, loss, observe)
     except KeyboardInterrupt:
-        if not interruptible:
+        if not rules.interruptible:
             raise
-        warnings.warn("Training interrupted by user.", stacklevel=2)
-    return params, state, done
+        warnings.warn("Training interrupted by user.", stacklevel=3)
+        state = state._replace(stopped="interrupted")
+    return state
 
 
-def _should_log(i: int, epochs: int, log_every: int) -> bool:
-    return i % log_every == 0 or i == epochs - 1
+def _epoch_end(
+    state: TrainState,
+    problem: Problem,
+    rules: Rules,
+    epoch: int,
+    loss: Any,
+    observe: Observer | None,
+) -> TrainState:
+    """Record the epoch's loss and apply the stop rules."""
+    if loss is not None:
+        state = state._replace(history=(*state.history, (epoch, loss)))
+        if not np.all(np.isfinite(loss)):
+            state = _diverged(state, rules, epoch, loss)
+    if loss is not None and rules.tol is not None and state.stopped is None:
+        state = _count_no_improvement(state, problem, rules.tol, loss)
+    if observe is not None:
+        observe("epoch", state, loss)
+    if state.stopped is not None:
+        return state
+    optimizer = problem.optimizer
+    opt = optimizer.epoch_end(state.opt, state.samples)
+    if opt is not state.opt:
+        state = state._replace(opt=opt)
+    if rules.tol is not None and state.no_improvement > rules.n_iter_no_change:
+        what = "Validation score" if problem.validation_score is not None else "Training loss"
+        message = (
+            f"{what} did not improve more than tol={rules.tol:f} for "
+            f"{rules.n_iter_no_change} consecutive epochs."
+        )
+        stop, opt, news = optimizer.plateau(state.opt)
+        state = state._replace(opt=opt, no_improvement=0 if not stop else state.no_improvement)
+        if observe is not None:
+            observe("plateau", state, f"{message} {news}")
+        if stop:
+            return state._replace(stopped="plateau")
+    if rules.one_epoch:
+        return state._replace(stopped="one epoch")
+    return state
 
 
-def gradient_descent(
-    target: _backends.Target,
-    params: list,
-    X: Any,
-    Y: Any,
-    *,
-    activation: str,
-    output: str,
-    lr: float,
-    l2: float,
-    epochs: int,
-    log_every: int,
-    callback: Callback | None = None,
-    progress: bool = False,
-) -> tuple[list, list[tuple[int, float]]]:
-    """The article's full-batch gradient descent: :func:`train` with one batch.
+def _diverged(state: TrainState, rules: Rules, epoch: int, loss: Any) -> TrainState:
+    if rules.divergence == "raise":
+        rate = state.opt.learning_rate
+        raise FloatingPointError(
+            f"training diverged: the loss is {loss} after pass {epoch}; "
+            f"lower the learning rate (lr={rate}) or scale the features"
+        )
+    if rules.divergence == "stop" or state.diverged is None:
+        return state._replace(stopped="diverged")
+    fresh = (state.diverged < 0) & ~np.isfinite(loss)
+    diverged = np.where(fresh, epoch, state.diverged)
+    state = state._replace(diverged=diverged)
+    if np.all(diverged >= 0):  # nothing left to train
+        state = state._replace(stopped="diverged")
+    return state
 
-    Each pass takes ``W <- W - lr * (sum_i dloss_i/dW + l2 * W)`` (biases
-    without the penalty).  After pass 0, every ``log_every`` passes and the
-    last pass, the mean loss is recorded and handed to ``callback``.
 
-    Returns
-    -------
-    params : list of (W, b)
-        The trained parameters, on ``target``.
-    curve : list of (int, float)
-        The recorded ``(pass, loss)`` pairs.
+def _count_no_improvement(
+    state: TrainState, problem: Problem, tol: float, loss: float
+) -> TrainState:
+    """scikit-learn's rule: count epochs that did not improve the best by ``tol``."""
+    if problem.validation_score is not None:
+        score = problem.validation_score(state.params)
+        worse = score < state.best_score + tol
+        state = state._replace(
+            scores=(*state.scores, score),
+            no_improvement=state.no_improvement + 1 if worse else 0,
+        )
+        if score > state.best_score:
+            # Arrays are never written in place: keeping a reference is a snapshot.
+            state = state._replace(best_score=score, best_params=state.params)
+        return state
+    worse = loss > state.best_loss - tol
+    return state._replace(
+        no_improvement=state.no_improvement + 1 if worse else 0,
+        best_loss=min(loss, state.best_loss),
+    )
+
+
+# -- progress --------------------------------------------------------------------------------
+def progress_observer(total: int, callback: Callback | None, bar: Any | None) -> Observer:
+    """An observer that hands each recorded ``(pass, loss)`` to ``callback`` and moves ``bar``.
+
+    The bar advances in about 200 ticks rather than per pass: smooth to the
+    eye, and tqdm's per-call cost stays negligible next to a pass.  One
+    observer may follow several runs (the groups of a grid): it counts passes.
     """
-    xp = target.xp
-    n = X.shape[0]
+    tick = max(1, total // 200)
+    seen = shown = 0
 
-    def mean_loss(params, X, Y):
-        return objective(xp, params, X, Y, activation=activation, output=output, l2=l2) / n
+    def observe(event: str, state: TrainState, loss: Any) -> None:
+        nonlocal seen, shown
+        if event != "epoch":
+            return
+        seen += 1
+        if bar is not None and (loss is not None or seen % tick == 0):
+            if loss is not None:
+                bar.set_postfix(loss=_describe(loss), refresh=False)
+            bar.update(seen - shown)
+            shown = seen
+        if loss is not None and callback is not None:
+            callback(state.history[-1][0], loss)
 
-    mean_loss = target.jit(mean_loss)
-    bar = _progress_bar(epochs) if progress else None
-    # Advance the bar in about 200 ticks rather than per pass: smooth to the
-    # eye, and tqdm's per-call cost stays negligible next to a pass.
-    tick = max(1, epochs // 200)
-    curve: list[tuple[int, float]] = []
-    done = 0
-
-    def record(i: int, params: list, _: Any) -> bool:
-        nonlocal done
-        logged = _should_log(i, epochs, log_every)
-        if logged:
-            loss = float(_backends.to_host(mean_loss(params, X, Y)))
-            if not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"training diverged: the loss is {loss} after pass {i}; "
-                    f"lower the learning rate (lr={lr}) or scale the features"
-                )
-            curve.append((i, loss))
-        if bar is not None and (logged or (i + 1) % tick == 0):
-            if logged:
-                bar.set_postfix(loss=f"{loss:.6f}", refresh=False)
-            bar.update(i + 1 - done)
-            done = i + 1
-        if logged and callback is not None:
-            callback(i, loss)
-        return False
-
-    try:
-        params, _, _ = train(
-            target, params, SGD(lr), None, Batches(target, X, Y, None, n, None),
-            activation=activation, output=output, l2=l2, epochs=epochs,
-            mean_gradients=False, epoch_end=record,
-        )  # fmt: skip
-    finally:
-        if bar is not None:
-            bar.close()
-    return params, curve
+    return observe
 
 
-def _progress_bar(total: int) -> Any:
+def _describe(loss: Any) -> str:
+    if np.ndim(loss) == 0:
+        return f"{float(loss):.6f}"
+    finite = np.asarray(loss)[np.isfinite(loss)]
+    return f"{finite.min():.6f}..{finite.max():.6f}" if finite.size else "nan"
+
+
+def progress_bar(total: int) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, unit="pass", file=sys.stderr, dynamic_ncols=True, leave=False)

@@ -14,6 +14,11 @@ from . import _backends
 from ._network import ACTIVATIONS
 
 
+def is_sparse(x: Any) -> bool:
+    """True for SciPy sparse matrices and arrays (recognised without importing SciPy)."""
+    return hasattr(x, "tocsr") and hasattr(x, "nnz")
+
+
 def check_X(X: Any, *, n_features: int | None = None) -> Any:
     """Validate a feature matrix from any backend, without copying it.
 
@@ -22,7 +27,7 @@ def check_X(X: Any, *, n_features: int | None = None) -> Any:
     ``n_features`` columns when that is given.
     """
     if _backends.adapter_of(X) is None:
-        if hasattr(X, "toarray") and hasattr(X, "nnz"):
+        if is_sparse(X):
             raise ValueError(
                 "X is a sparse matrix, which xpnet.fit does not take; pass X.toarray(), "
                 "or use xpnet.MLPClassifier, which accepts sparse input"
@@ -89,19 +94,21 @@ def encode_labels(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return classes, index.reshape(-1)
 
 
-def check_hidden(hidden: Any) -> tuple[int, ...]:
+def check_hidden(hidden: Any, name: str = "hidden") -> tuple[int, ...]:
     """``hidden`` as a tuple of layer sizes, each an int of at least 1."""
     sizes = (hidden,) if isinstance(hidden, numbers.Integral) else hidden
     try:
         sizes = tuple(sizes)
     except TypeError:
-        raise ValueError(f"hidden must be an int or a tuple of ints, got {hidden!r}") from None
+        raise ValueError(f"{name} must be an int or a tuple of ints, got {hidden!r}") from None
     if not sizes or not all(
         isinstance(h, numbers.Integral) and not isinstance(h, bool) for h in sizes
     ):
-        raise ValueError(f"hidden must be an int or a non-empty tuple of ints, got {hidden!r}")
+        raise ValueError(f"{name} must be an int or a non-empty tuple of ints, got {hidden!r}")
     if min(sizes) < 1:
-        raise ValueError(f"every hidden layer needs at least 1 unit, got hidden={hidden!r}")
+        raise ValueError(
+            f"{name} must be > 0, got {list(sizes)}: every hidden layer needs at least 1 unit"
+        )
     return tuple(int(h) for h in sizes)
 
 
@@ -137,6 +144,15 @@ def dtype_name(dtype: Any) -> str:
         return np.dtype(dtype).name
     except TypeError:
         return str(dtype).rsplit(".", 1)[-1]  # torch.float32 -> float32
+
+
+def dtype_on(target: _backends.Target, dtype: Any) -> Any:
+    """``dtype`` (of any backend) as an object of ``target.xp``: float64 becomes
+    float32 where the target has no float64."""
+    name = dtype_name(dtype)
+    if name == "float64" and not target.has_float64():
+        name = "float32"
+    return getattr(target.xp, name)
 
 
 def resolve_dtype(target: _backends.Target, X: Any, dtype: Any) -> Any:

@@ -136,7 +136,7 @@ def _grid_classes(
             node = xp.arange(start, stop, device=t.device)
             column, row = node % resolution, node // resolution
             pts = xp.stack([xp.take(xs, column), xp.take(ys, row)], axis=1)
-            out[start:stop] = _backends.to_host(model._class_index(pts))
+            out[start:stop] = _backends.to_host(model._class_index(model._outputs(pts)))
     return out.reshape(resolution, resolution)
 
 
