@@ -12,6 +12,7 @@ from ._backends import BACKENDS, BackendInfo, available_backends
 from ._estimators import MLPClassifier, MLPRegressor
 from ._exceptions import BackendFallbackWarning, BackendUnavailableError
 from ._fit import fit
+from ._grid import ModelGrid, Results, fit_many
 from ._model import Model
 
 __version__ = "0.1.0"
@@ -24,7 +25,10 @@ __all__ = [
     "MLPClassifier",
     "MLPRegressor",
     "Model",
+    "ModelGrid",
+    "Results",
     "available_backends",
     "fit",
+    "fit_many",
     "plot",
 ]

@@ -1,0 +1,697 @@
+"""``xpnet.fit_many``: many models trained in one program, and the grid it returns.
+
+Models that share their depth, activation, epochs and log_every train
+together as one stack: the article's full-batch gradient descent runs once
+per pass for all of them, through the same loop and the same math as
+:func:`xpnet.fit`, on a training state whose arrays carry the models.  Three
+layouts hold a stack (see :mod:`xpnet._network`):
+
+* ``stacked``: models of equal widths, on a leading model axis;
+* ``padded``: narrower models padded to the widest, their extra units held at 0;
+* ``side by side``: one wide network with block-diagonal weights, no padding.
+
+Each group takes the layout with the lowest estimated cost, and trains in
+chunks of models when its activations would pass the memory budget.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple, overload
+
+import numpy as np
+
+from . import _backends, _train, _validation
+from ._fit import Prepared, check_settings, prepare
+from ._model import Model, follow
+from ._network import Wiring, backprop, forward, objective, out_activation, sample_losses
+from ._optim import SGD
+
+#: The sweepable settings, in the order their product varies (the first slowest).
+AXES = ("hidden", "seed", "lr", "l2", "activation", "epochs", "log_every")
+LAYOUTS = ("stacked", "padded", "side by side")
+
+# The layout cost model: one hidden unit of one sample costs a few elementwise
+# operations (the activation, its slope, the update), each far dearer than a
+# multiply-add of a matrix product.  Measured on NumPy (benchmarks/bench_grid.py).
+_UNIT_COST = 200.0
+# Arrays of the activations' size alive at once in a pass, for the memory estimate.
+_LIVE = 6
+_CPU_BUDGET = 2 * 1024**3
+# In host memory, stacks stay about cache-sized: activations of some 32k float64
+# entries (benchmarks/bench_grid.py: larger stacks of wide models lose to the cache).
+_CPU_STACK_BYTES = _LIVE * 32768 * 8
+
+
+def fit_many(
+    X: Any,
+    y: Any,
+    *,
+    hidden: Any = 3,
+    seed: Any = 0,
+    lr: Any = 0.01,
+    l2: Any = 0.01,
+    activation: Any = "tanh",
+    epochs: Any = 20000,
+    log_every: Any = 1000,
+    backend: str | None = None,
+    device: Any = None,
+    dtype: Any = None,
+    fallback: bool = True,
+    validation: tuple[Any, Any] | None = None,
+    zip: bool = False,
+    memory_budget: int | None = None,
+    verbose: bool = False,
+) -> ModelGrid:
+    """Train many classifiers of :func:`xpnet.fit` together: a sweep, a grid or an ensemble.
+
+    Each setting takes one value or a sweep axis.  A list, a range or a 1-D
+    array is an axis; anything else is one value (a tuple is one value too:
+    for ``hidden``, the layer sizes of one model).  The axes combine as a
+    Cartesian product, the first axis varying slowest, or pair up element by
+    element with ``zip=True``.  Every model equals the one :func:`xpnet.fit`
+    trains alone with the same settings (float64 loss curves agree to 1e-9
+    relative over the first few hundred passes, as between two backends).
+
+    Models with the same depth, activation, epochs and log_every train as one
+    stack, one pass for all of them; the rest train in separate stacks.
+
+    Parameters
+    ----------
+    X, y : arrays
+        As in :func:`xpnet.fit`; shared by every model.  Not modified.
+    hidden, seed, lr, l2, activation, epochs, log_every : value or axis
+        As in :func:`xpnet.fit`.  ``seed=range(10)`` is a seed ensemble.
+    backend, device, dtype, fallback
+        As in :func:`xpnet.fit`; every model trains on the same device.
+    validation : (X_val, y_val), optional
+        Held-out data: ``grid.results`` then reports each model's accuracy on it.
+    zip : bool, default False
+        Pair the axes up instead of crossing them; they must have equal lengths.
+    memory_budget : int, optional
+        Bytes the stacked activations of one chunk of models may take; a stack
+        that needs more trains in chunks of models.  Default: half the free
+        memory of a GPU, 2 GiB on the CPU.
+    verbose : bool, default False
+        One progress bar (tqdm, on stderr) over all passes of all models.
+
+    Returns
+    -------
+    ModelGrid
+        The models in the order of the settings, and ``results``.
+
+    Raises
+    ------
+    ValueError
+        For bad data or settings, before any training.
+    BackendUnavailableError
+        When the backend cannot be used and ``fallback=False``.
+
+    Notes
+    -----
+    A model whose loss stops being finite does not stop the others: its row of
+    ``grid.results`` says at which pass it diverged, and ensemble predictions
+    leave it out.
+
+    Examples
+    --------
+    >>> import xpnet
+    >>> from sklearn.datasets import make_moons
+    >>> X, y = make_moons(200, noise=0.20, random_state=0)
+    >>> grid = xpnet.fit_many(X, y, hidden=[1, 2, 3], epochs=2000)
+    >>> [round(row["train_accuracy"], 3) for row in grid.results]
+    [0.865, 0.86, 0.97]
+    """
+    settings = _combine(
+        dict(
+            hidden=hidden, seed=seed, lr=lr, l2=l2, activation=activation, epochs=epochs,
+            log_every=log_every,
+        ),
+        zip,
+    )  # fmt: skip
+    if memory_budget is not None:
+        memory_budget = _validation.check_int("memory_budget", memory_budget, 1)
+    data = prepare(X, y, backend, device, dtype, fallback)
+    if validation is not None:
+        validation = _check_validation(validation, data.X.shape[1])
+    return train_grid(data, settings, validation, memory_budget, verbose)
+
+
+# -- settings ------------------------------------------------------------------------------
+def _axis(name: str, value: Any) -> list | None:
+    """The values of a sweep axis, or None when ``value`` is one value."""
+    if isinstance(value, (list, range)):
+        values = list(value)
+    elif _backends.adapter_of(value) is not None and getattr(value, "ndim", 0) == 1:
+        values = _backends.to_host(value).tolist()
+    else:
+        return None
+    if not values:
+        raise ValueError(f"{name} is an empty sweep axis; give it at least one value")
+    if name == "hidden":  # tuples inside an axis are one model's layers; ints are one layer
+        return [v if isinstance(v, tuple) else _as_python(v) for v in values]
+    return [_as_python(v) for v in values]
+
+
+def _as_python(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _combine(values: dict, pair_up: bool) -> list[dict]:
+    """One validated settings dict per model, from values and axes."""
+    axes = {name: _axis(name, v) for name, v in values.items()}
+    swept = {name: a for name, a in axes.items() if a is not None}
+    if pair_up and len({len(a) for a in swept.values()}) > 1:
+        lengths = ", ".join(f"{name}: {len(a)}" for name, a in swept.items())
+        raise ValueError(
+            f"zip=True pairs the axes up, so they need equal lengths; got {lengths}. "
+            "Make them equal, or use zip=False for every combination"
+        )
+    if pair_up:
+        rows = list(zip(*swept.values(), strict=True)) if swept else [()]
+    else:
+        rows = list(itertools.product(*swept.values()))
+    combos = []
+    for row in rows:
+        one = {name: v for name, v in values.items() if name not in swept}
+        one.update(dict(zip(swept, row, strict=True)))
+        try:
+            combos.append(check_settings(**one))
+        except ValueError as exc:
+            where = ", ".join(f"{k}={one[k]!r}" for k in swept)
+            raise ValueError(f"{exc} (in the model with {where})" if where else str(exc)) from None
+    return combos
+
+
+def _check_validation(validation: Any, n_features: int) -> tuple[Any, np.ndarray]:
+    try:
+        X_val, y_val = validation
+    except (TypeError, ValueError):
+        raise ValueError("validation must be a pair (X_val, y_val)") from None
+    X_val = _validation.check_X(X_val, n_features=n_features)
+    return X_val, _validation.check_labels(y_val, X_val.shape[0])
+
+
+# -- planning --------------------------------------------------------------------------------
+class _Plan(NamedTuple):
+    """One stack of models trained together: their indices and layout."""
+
+    members: tuple[int, ...]
+    layout: str
+
+
+def _sizes(data: Prepared, settings: dict) -> tuple[int, ...]:
+    return (data.X.shape[1], *settings["hidden"], len(data.classes))
+
+
+def _cost(layout: str, sizes: list[tuple[int, ...]], n: int) -> float:
+    """Estimated work of one pass: hidden units times their elementwise cost, plus products."""
+    K, depth = len(sizes), len(sizes[0]) - 1
+    if layout == "side by side":  # one wide network: block-diagonal products
+        widths = [sum(s[layer] for s in sizes) for layer in range(depth + 1)]
+        widths[0] = sizes[0][0]
+        units = sum(widths[1:-1])
+        products = sum(a * b for a, b in itertools.pairwise(widths))
+    else:  # K networks of the widest shapes
+        widths = [max(s[layer] for s in sizes) for layer in range(depth + 1)]
+        units = K * sum(widths[1:-1])
+        products = K * sum(a * b for a, b in itertools.pairwise(widths))
+    return n * (_UNIT_COST * units + 3 * products)
+
+
+def _bytes(layout: str, sizes: list[tuple[int, ...]], n: int, itemsize: int) -> int:
+    """Estimated bytes of a stack's activations and errors during one pass."""
+    if layout == "side by side":
+        units = sum(sum(s[1:]) for s in sizes)
+    else:
+        widest = [max(s[layer] for s in sizes) for layer in range(1, len(sizes[0]))]
+        units = len(sizes) * sum(widest)
+    return _LIVE * n * units * itemsize
+
+
+def plan(
+    data: Prepared, settings: list[dict], budget: int | None, layout: str | None = None
+) -> list[_Plan]:
+    """Group the models into stacks, chunk them, and choose each stack's layout.
+
+    A group (same depth, activation, epochs and log_every) is sorted by width
+    and cut into chunks whose activations stay within ``budget`` bytes and, in
+    host memory, within a cache-sized stack: on the CPU a stack of wide models
+    that spills out of the cache is slower than the same models one by one.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, s in enumerate(settings):
+        key = (len(s["hidden"]), s["activation"], s["epochs"], s["log_every"])
+        groups.setdefault(key, []).append(i)
+    n = data.X.shape[0]
+    itemsize = np.dtype(_validation.dtype_name(data.dtype)).itemsize
+    free = data.target.free_memory()
+    if budget is None:
+        budget = _CPU_BUDGET if free is None else free // 2
+    limit = budget if free is not None else min(budget, _CPU_STACK_BYTES)
+    plans = []
+    for members in groups.values():
+        members = sorted(members, key=lambda i: settings[i]["hidden"])
+        chunks, chunk, used = [], [], 0
+        for i in members:  # side by side, a stack's bytes are the sum of its models'
+            need = _bytes("side by side", [_sizes(data, settings[i])], n, itemsize)
+            if chunk and used + need > limit:
+                chunks.append(chunk)
+                chunk, used = [], 0
+            chunk.append(i)
+            used += need
+        chunks.append(chunk)
+        for chunk in chunks:
+            sizes = [_sizes(data, settings[i]) for i in chunk]
+            if layout is not None:
+                chosen = layout
+            elif len(set(sizes)) == 1:
+                chosen = "stacked"
+            else:
+                chosen = min(("padded", "side by side"), key=lambda name: _cost(name, sizes, n))
+                if _bytes(chosen, sizes, n, itemsize) > budget:
+                    chosen = "side by side"  # the layout without padding fits by construction
+            plans.append(_Plan(tuple(chunk), chosen))
+    return plans
+
+
+# -- layouts ---------------------------------------------------------------------------------
+class _Stack:
+    """K models of one depth as one set of arrays: packing, math and unpacking."""
+
+    def __init__(self, layout: str, sizes: list[tuple[int, ...]], target: _backends.Target, dtype):
+        self.layout, self.sizes, self.target, self.dtype = layout, sizes, target, dtype
+        self.K, self.depth = len(sizes), len(sizes[0]) - 1
+        if layout == "side by side":
+            # Each model's columns in each layer: a range of each hidden layer, and in
+            # the output layer every K-th column from k (class-major: column c*K + k is
+            # class c of model k), so that the outputs reshape for free to
+            # (n, classes, K) and the softmax reduces over a middle axis, which NumPy
+            # does far faster than over a last axis of two classes.
+            self.columns = []
+            for layer in range(1, self.depth):
+                ends = np.cumsum([s[layer] for s in sizes])
+                self.columns.append([slice(int(e) - s[layer], int(e)) for e, s in zip(ends, sizes)])
+            self.columns.append([slice(k, None, self.K) for k in range(self.K)])
+            self.owners = []
+            for layer, columns in enumerate(self.columns, start=1):
+                owner = np.empty(sum(s[layer] for s in sizes), dtype=int)
+                for k, cols in enumerate(columns):
+                    owner[cols] = k
+                self.owners.append(owner)
+            # owner_onehot[l][j, k]: column j of layer l belongs to model k
+            self.owner_onehot = [
+                target.asarray((o[:, None] == np.arange(self.K)[None, :]).astype(float), dtype)
+                for o in self.owners
+            ]
+            blocks = [None] + [
+                target.asarray(self.owners[layer - 1][:, None] == self.owners[layer][None, :])
+                for layer in range(1, self.depth)
+            ]
+            self.wiring = Wiring(blocks=blocks)
+        else:
+            self.widest = [max(s[layer] for s in sizes) for layer in range(self.depth + 1)]
+            masks = None
+            if layout == "padded":  # 1 for each model's own units, 0 for its padding
+                masks = []
+                for layer in range(1, self.depth):
+                    own = np.array([s[layer] for s in sizes])[:, None]
+                    mask = np.arange(self.widest[layer])[None, :] < own
+                    masks.append(target.asarray(mask.astype(float)[:, None, :], dtype))
+            self.wiring = Wiring(unit_masks=masks) if masks is not None else None
+
+    # -- host-side packing ---------------------------------------------------------------
+    def pack(self, models: list[list[tuple[np.ndarray, np.ndarray]]]) -> list:
+        """Each model's host ``(W, b)`` pairs as the stack's parameters, on the target."""
+        layers = []
+        for layer in range(self.depth):
+            if self.layout == "side by side":
+                fan_in = len(self.owners[layer - 1]) if layer else self.sizes[0][0]
+                W = np.zeros((fan_in, len(self.owners[layer])))
+                b = np.zeros((1, len(self.owners[layer])))
+                for k, params in enumerate(models):
+                    rows = self.columns[layer - 1][k] if layer else slice(None)
+                    W[rows, self.columns[layer][k]] = params[layer][0]
+                    b[0, self.columns[layer][k]] = params[layer][1]
+            else:
+                W = np.zeros((self.K, self.widest[layer], self.widest[layer + 1]))
+                b = np.zeros((self.K, 1, self.widest[layer + 1]))
+                for k, params in enumerate(models):
+                    fan_in, fan_out = params[layer][0].shape
+                    W[k, :fan_in, :fan_out] = params[layer][0]
+                    b[k, 0, :fan_out] = params[layer][1]
+            layers.append((W, b))
+        return _train.to_target(self.target, layers, self.dtype)
+
+    def per_model(self, values: Sequence[float]) -> Any:
+        """One value per model, shaped to scale each layer's ``W`` and ``b``."""
+        if self.layout == "side by side":
+            v = np.asarray(values, dtype=float)
+            return [self.target.asarray(v[owners][None, :], self.dtype) for owners in self.owners]
+        return self.target.asarray(np.asarray(values, dtype=float)[:, None, None], self.dtype)
+
+    def unpack(self, params: list) -> list[list]:
+        """Each model's ``(W, b)`` pairs, copied out of the stack on the target."""
+        xp = self.target.xp
+        models = []
+        for k, sizes in enumerate(self.sizes):
+            pairs = []
+            for layer, (W, b) in enumerate(params):
+                if self.layout == "side by side":
+                    rows = self.columns[layer - 1][k] if layer else slice(None)
+                    pairs.append((W[rows, self.columns[layer][k]], b[0, self.columns[layer][k]]))
+                else:
+                    fan_in, fan_out = sizes[layer], sizes[layer + 1]
+                    pairs.append((W[k, :fan_in, :fan_out], b[k, 0, :fan_out]))
+            models.append([tuple(xp.asarray(a, copy=True) for a in pair) for pair in pairs])
+        return models
+
+    # -- math --------------------------------------------------------------------------------
+    def logits(self, params: list, X: Any, activation: str) -> tuple[list, Any]:
+        """The layers' inputs, and the output pre-activations with a model axis.
+
+        Stacked, ``(K, n, classes)``; side by side, ``(n, classes, K)``, a free
+        reshape of the wide output layer (see :attr:`class_axis`).
+        """
+        xp = self.target.xp
+        inputs, z = forward(xp, params, X, activation, self.wiring)
+        if self.layout == "side by side":
+            z = xp.reshape(z, (X.shape[0], self.sizes[0][-1], self.K))
+        return inputs, z
+
+    @property
+    def class_axis(self) -> int:
+        return -2 if self.layout == "side by side" else -1
+
+    def _targets(self, Y: Any) -> Any:
+        return Y[:, :, None] if self.layout == "side by side" else Y
+
+    def gradients(self, params: list, X: Any, Y: Any, activation: str, l2: Any) -> list:
+        xp = self.target.xp
+        inputs, z = self.logits(params, X, activation)
+        delta = out_activation(xp, "softmax", z, self.class_axis) - self._targets(Y)
+        if self.layout == "side by side":
+            delta = xp.reshape(delta, (X.shape[0], -1))
+        return backprop(xp, params, inputs, delta, activation, l2, self.wiring)
+
+    def mean_losses(self, params: list, X: Any, Y: Any, activation: str, l2: Any) -> Any:
+        """Each model's mean loss (K,); NaN for a model with non-finite parameters."""
+        xp = self.target.xp
+        if self.layout != "side by side":
+            terms = dict(activation=activation, output="softmax", l2=l2, wiring=self.wiring)
+            return objective(xp, params, X, Y, **terms) / X.shape[0]
+        _, z = self.logits(params, X, activation)
+        per_sample = sample_losses(xp, "softmax", z, self._targets(Y), self.class_axis)
+        losses = xp.sum(per_sample, axis=0)
+        # Per column, then per model: a model's non-finite weights must not reach the
+        # others' sums through 0 * nan, so they are counted apart.
+        squares, bad = 0.0, 0.0
+        for (W, b), c, onehot in zip(params, l2, self.owner_onehot, strict=True):
+            column = xp.sum(c * (W * W), axis=-2)
+            broken = ~(xp.isfinite(column) & xp.isfinite(b[0, :]))
+            squares = squares + xp.where(broken, xp.zeros_like(column), column) @ onehot
+            bad = bad + xp.astype(broken, column.dtype) @ onehot
+        total = (losses + 0.5 * squares) / X.shape[0]
+        return xp.where(bad > 0, xp.full_like(total, math.nan), total)
+
+
+# -- training ----------------------------------------------------------------------------------
+def train_grid(
+    data: Prepared,
+    settings: list[dict],
+    validation: tuple[Any, np.ndarray] | None,
+    budget: int | None,
+    verbose: bool,
+    layout: str | None = None,
+) -> ModelGrid:
+    """Train every model of ``settings`` on ``data``; ``layout`` forces one (benchmarks)."""
+    plans = plan(data, settings, budget, layout)
+    models: list[Model | None] = [None] * len(settings)
+    diverged_at: list[int | None] = [None] * len(settings)
+    total = sum(settings[p.members[0]]["epochs"] for p in plans)
+    bar = _train.progress_bar(total) if verbose else None
+    try:
+        observe = _train.progress_observer(total, None, bar) if bar is not None else None
+        for p in plans:
+            trained, diverged = _train_stack(
+                data, [settings[i] for i in p.members], p.layout, observe
+            )
+            for i, model, at in zip(p.members, trained, diverged, strict=True):
+                models[i], diverged_at[i] = model, at
+    finally:
+        if bar is not None:
+            bar.close()
+    rows = [
+        _row(data, m, s, at, validation)
+        for m, s, at in zip(models, settings, diverged_at, strict=True)
+    ]
+    return ModelGrid(
+        models, Results(rows), tuple(p.members for p in plans), tuple(p.layout for p in plans)
+    )
+
+
+def _train_stack(
+    data: Prepared, settings: list[dict], layout: str, observe: Any
+) -> tuple[list[Model], list[int | None]]:
+    target, dtype = data.target, data.dtype
+    first = settings[0]
+    activation = first["activation"]
+    stack = _Stack(layout, [_sizes(data, s) for s in settings], target, dtype)
+    params = stack.pack([_train.init_article(_sizes(data, s), s["seed"]) for s in settings])
+    l2 = stack.per_model([s["l2"] for s in settings])
+    optimizer = SGD(stack.per_model([s["lr"] for s in settings]))
+    xp = target.xp
+
+    def step(params, slots, X, Y, sw, lr):
+        grads = stack.gradients(params, X, Y, activation, l2)
+        params, slots = optimizer.update(xp, params, grads, slots, lr)
+        return params, slots, None
+
+    losses = target.jit(lambda params, X, Y: stack.mean_losses(params, X, Y, activation, l2))
+    problem = _train.Problem(
+        data=_train.Data(target, data.Xt, data.Y, None, data.Xt.shape[0]),
+        optimizer=optimizer,
+        step=target.jit(step),
+        evaluate=lambda params: _backends.to_host(losses(params, data.Xt, data.Y)).astype(float),
+    )
+    rules = _train.Rules(epochs=first["epochs"], log_every=first["log_every"], divergence="mark")
+    state = _train.start(params, optimizer, xp, n_models=len(settings))
+    with target.quiet():  # a diverging model is reported in its row, not by NumPy
+        state = _train.run(state, problem, rules, observe)
+
+    models, diverged = [], []
+    for k, (pairs, s) in enumerate(zip(stack.unpack(state.params), settings, strict=True)):
+        at = int(state.diverged[k])
+        curve = [(i, float(loss[k])) for i, loss in state.history if at < 0 or i <= at]
+        models.append(
+            Model(
+                target=target, params=pairs, dtype=dtype, hidden=s["hidden"], activation=activation,
+                l2=s["l2"], classes=data.classes, n_features_in=data.X.shape[1], loss_curve=curve,
+                settings=s,
+            )
+        )  # fmt: skip
+        diverged.append(None if at < 0 else at)
+    return models, diverged
+
+
+def _row(data: Prepared, model: Model, settings: dict, diverged_at: int | None, validation) -> dict:
+    """The results row of one trained model."""
+    ok = diverged_at is None
+    row = dict(settings)
+    row["final_loss"] = model.loss_curve[-1][1]
+    row["train_accuracy"] = _accuracy(model, data.X, data.Y) if ok else math.nan
+    if validation is not None:
+        row["validation_accuracy"] = model.score(*validation) if ok else math.nan
+    row["status"] = "ok" if ok else f"diverged at pass {diverged_at}"
+    return row
+
+
+def _accuracy(model: Model, X: Any, Y: Any) -> float:
+    """Training accuracy against the one-hot labels already on the device."""
+    index = _backends.to_host(model._class_index(model._outputs(X)))
+    return float(np.mean(index == _backends.to_host(model._target.xp.argmax(Y, axis=-1))))
+
+
+# -- results -----------------------------------------------------------------------------------
+class Results(Sequence):
+    """One row per model: its settings, final loss, accuracies and status.
+
+    Rows are dicts with the :func:`xpnet.fit` settings (``hidden``,
+    ``activation``, ``epochs``, ``lr``, ``l2``, ``seed``, ``log_every``),
+    ``final_loss``, ``train_accuracy``, ``validation_accuracy`` (with
+    ``validation=``) and ``status`` ("ok", or "diverged at pass N").  Printing
+    shows the settings that differ between models and the figures;
+    :meth:`to_list` gives the rows (``pandas.DataFrame(results.to_list())``
+    makes a data frame).
+    """
+
+    def __init__(self, rows: list[dict]) -> None:
+        self._rows = [dict(r) for r in rows]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, i: int) -> dict: ...
+    @overload
+    def __getitem__(self, i: slice) -> Results: ...
+    def __getitem__(self, i: int | slice) -> dict | Results:
+        if isinstance(i, slice):
+            return Results(self._rows[i])
+        return dict(self._rows[i])
+
+    def to_list(self) -> list[dict]:
+        """The rows, as a list of dicts (copies)."""
+        return [dict(r) for r in self._rows]
+
+    def _columns(self) -> list[str]:
+        settings = [name for name in AXES if len({repr(r[name]) for r in self._rows}) > 1] or [
+            "hidden"
+        ]
+        figures = [
+            c for c in ("final_loss", "train_accuracy", "validation_accuracy") if c in self._rows[0]
+        ]
+        return [*settings, *figures, "status"]
+
+    def __str__(self) -> str:
+        if not self._rows:
+            return "(no models)"
+        columns = self._columns()
+        cells = [[_cell(r[c]) for c in columns] for r in self._rows]
+        widths = [max(len(c), *(len(row[j]) for row in cells)) for j, c in enumerate(columns)]
+        lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
+        lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
+
+# -- the grid -----------------------------------------------------------------------------------
+class ModelGrid(Sequence):
+    """The models trained by :func:`xpnet.fit_many`, in the order of their settings.
+
+    A sequence of ordinary :class:`xpnet.Model` objects (each with
+    ``.settings``), with ``results`` (a :class:`Results` table) and ensemble
+    predictions.
+
+    Attributes
+    ----------
+    results : Results
+        One row per model: settings, final loss, accuracies, status.
+    groups : tuple of tuple of int
+        The indices of the models that trained together, stack by stack.
+    layouts : tuple of str
+        Each group's layout: "stacked", "padded" or "side by side".
+    """
+
+    def __init__(
+        self,
+        models: list[Model],
+        results: Results,
+        groups: tuple[tuple[int, ...], ...] = (),
+        layouts: tuple[str, ...] = (),
+    ) -> None:
+        self._models = list(models)
+        self.results = results
+        self.groups = groups
+        self.layouts = layouts
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    @overload
+    def __getitem__(self, i: int) -> Model: ...
+    @overload
+    def __getitem__(self, i: slice) -> ModelGrid: ...
+    def __getitem__(self, i: int | slice) -> Model | ModelGrid:
+        if isinstance(i, slice):
+            return ModelGrid(self._models[i], self.results[i])
+        return self._models[i]
+
+    def __iter__(self) -> Iterator[Model]:
+        return iter(self._models)
+
+    def __repr__(self) -> str:
+        first = self._models[0] if self._models else None
+        where = f" backend={first.backend!r} device={first.device!s}" if first else ""
+        return f"<xpnet.ModelGrid of {len(self)} models{where}>"
+
+    def _working(self) -> list[Model]:
+        """The models that did not diverge: the ensemble."""
+        working = [
+            m for m, r in zip(self._models, self.results, strict=True) if r["status"] == "ok"
+        ]
+        if not working:
+            raise ValueError("every model of this grid diverged; there is nothing to predict with")
+        return working
+
+    def predict_proba(self, X: Any, reduce: str | None = None) -> Any:
+        """Class probabilities of every model, or their mean.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            From any backend, or a list.
+        reduce : {None, "mean"}, default None
+            None gives every model's probabilities, shape
+            ``(n_models, n_samples, n_classes)``; "mean" averages the models
+            that did not diverge, shape ``(n_samples, n_classes)``.
+
+        Returns
+        -------
+        array
+            In X's namespace, on its device, in its float dtype.
+        """
+        if reduce not in (None, "mean"):
+            raise ValueError(f"reduce must be None or 'mean' for predict_proba, got {reduce!r}")
+        models = self._models if reduce is None else self._working()
+        X = _validation.check_X(X, n_features=models[0].n_features_in_)
+        here = _backends.target_of(X)
+        probas = here.xp.stack(
+            [follow(m._proba(m._outputs(X)), X, keep_float=True) for m in models]
+        )
+        return probas if reduce is None else here.xp.mean(probas, axis=0)
+
+    def predict(self, X: Any, reduce: str = "vote") -> Any:
+        """The ensemble's labels: a majority vote, or the class of the mean probability.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+        reduce : {"vote", "mean"}, default "vote"
+            "vote": each model that did not diverge votes for its predicted
+            class; the most votes win, ties going to the class first in
+            ``classes_``.  "mean": the class of the highest mean probability.
+
+        Returns
+        -------
+        array of shape (n_samples,)
+            As :meth:`xpnet.Model.predict`.
+        """
+        if reduce not in ("vote", "mean"):
+            raise ValueError(f"reduce must be 'vote' or 'mean' for predict, got {reduce!r}")
+        models = self._working()
+        first = models[0]
+        X = _validation.check_X(X, n_features=first.n_features_in_)
+        here = _backends.target_of(X)
+        xp = here.xp
+        if reduce == "mean":
+            index = xp.argmax(self.predict_proba(X, reduce="mean"), axis=-1)
+        else:
+            classes = xp.arange(len(first.classes_), device=here.device)
+            votes = 0
+            for m in models:
+                index = here.asarray(m._class_index(m._outputs(X)))
+                votes = votes + xp.astype(index[:, None] == classes[None, :], xp.int32)
+            index = xp.argmax(votes, axis=-1)
+        return first._labels(index, X)
