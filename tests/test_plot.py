@@ -156,6 +156,103 @@ def test_sweep_has_one_titled_panel_per_model(xb, moons):
         np.testing.assert_array_equal(ax.images[0].get_array(), alone)
 
 
+def _titles(fig: Figure) -> list[str]:
+    return [ax.get_title() for ax in fig.axes if ax.get_visible()]
+
+
+def test_sweep_trains_hidden_sizes_with_fit_many(xb, moons):
+    X, y = moons
+    Xb, yb = xb.asarray(X), xb.asarray(y)
+    sizes = [1, (2, 2), 3]
+    fig = plot.sweep(sizes, Xb, yb, ncols=2, fit={"epochs": 20, "seed": 3}, resolution=20)
+    assert _titles(fig) == ["Hidden Layer size 1", "Hidden Layer size 2, 2", "Hidden Layer size 3"]
+    assert len(fig.axes) == 4 and not fig.axes[3].get_visible()  # a 2 x 2 layout, one spare
+    grid = xpnet.fit_many(Xb, yb, hidden=sizes, epochs=20, seed=3)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    for ax, model in zip(shown, grid, strict=True):  # each panel is that model's boundary
+        alone = plot.decision_boundary(model, X, y, resolution=20).images[0].get_array()
+        np.testing.assert_array_equal(ax.images[0].get_array(), alone)
+
+
+# The identity network's loss overflows within 50 passes at this step size (checked below).
+DIVERGE = {"lr": 50.0, "activation": "identity", "epochs": 50, "log_every": 10}
+
+
+def test_sweep_marks_a_diverged_model_and_draws_no_regions_for_it(xb, moons):
+    X, y = moons
+    Xb, yb = xb.asarray(X), xb.asarray(y)
+    fig = plot.sweep([1, 2], Xb, yb, fit=DIVERGE, resolution=20)
+    assert _titles(fig) == ["Hidden Layer size 1 (diverged)", "Hidden Layer size 2 (diverged)"]
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="diverged"):
+        xpnet.fit(X, y, hidden=1, **DIVERGE)  # the same model trained alone diverges too
+
+    # A grid with one model that diverged and one that did not: only the second is marked.
+    grid = xpnet.fit_many(Xb, yb, hidden=[2, 3], zip=True, **{**DIVERGE, "lr": [0.01, 50.0]})
+    assert [row["status"] == "ok" for row in grid.results] == [True, False]
+    fig = plot.sweep(grid, Xb, yb, resolution=20)
+    # titles name the settings that differ between panels
+    assert _titles(fig) == [
+        "Hidden Layer size 2, lr 0.01",
+        "Hidden Layer size 3, lr 50.0 (diverged)",
+    ]
+    ok, diverged = fig.axes
+    assert len(ok.images) == 1 and len(diverged.images) == 0  # NaN weights have no boundary
+    np.testing.assert_allclose(diverged.collections[0].get_offsets(), X)  # the samples are there
+    assert diverged.get_xlim() == ok.get_xlim() and diverged.get_ylim() == ok.get_ylim()
+    # Models taken out of their grid lose their status: drawn as they predict, unmarked.
+    fig = plot.sweep(list(grid), Xb, yb, resolution=20)
+    assert _titles(fig) == ["Hidden Layer size 2, lr 0.01", "Hidden Layer size 3, lr 50.0"]
+
+
+@pytest.mark.parametrize(
+    ("models", "match"),
+    [
+        ("abc", "got str"),
+        (3, "put a single one in a list"),
+        ([], "non-empty"),
+        ([1, "2"], "item 1 is '2'"),
+        ([[3, 2]], r"item 0 is \[3, 2\] \(list\)"),
+        ([1.5], r"item 0 is 1\.5"),
+        ([True], "item 0 is True"),
+        ([0], "hidden must be > 0"),
+    ],
+)
+def test_sweep_refuses_what_is_neither_models_nor_hidden_sizes(moons, models, match):
+    X, y = moons
+    with pytest.raises(ValueError, match=match):
+        plot.sweep(models, X, y, fit={"epochs": 5})
+    assert plt.get_fignums() == []
+
+
+def test_sweep_refuses_fit_options_it_cannot_use_before_training(moons, moons_model, monkeypatch):
+    X, y = moons
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("sweep trained before refusing its arguments")
+
+    monkeypatch.setattr(xpnet._grid, "train_grid", no_training)
+    cases = [
+        ([moons_model], {"fit": {"epochs": 5}}, ValueError, "already trained"),
+        ([moons_model, 3], {}, ValueError, "mixes trained"),
+        ([1, 2], {"fit": {"hidden": 3}}, ValueError, "must not set hidden"),
+        ([1, 2], {"fit": {"epoch": 5}}, TypeError, "epoch"),
+        ([1, 2], {"fit": [("epochs", 5)]}, ValueError, "fit must be a dict"),
+        ([1, 2], {"ncols": 0}, ValueError, "ncols"),
+        ([1, 2], {"resolution": 1}, ValueError, "resolution"),
+        ([1, 2], {"cmap": "no-such-map"}, ValueError, "colour map"),
+        ([1, 2], {"resoluton": 20}, TypeError, "resoluton"),
+        ([moons_model], {"resolution": 1}, ValueError, "resolution"),
+    ]
+    for models, kwargs, error, match in cases:
+        with pytest.raises(error, match=match):
+            plot.sweep(models, X, y, **kwargs)
+    with pytest.raises(ValueError, match="2 features"):
+        plot.sweep([1, 2], np.column_stack([X, X[:, 0]]), y)
+    with pytest.raises(ValueError, match="not trained on"):
+        plot.sweep([moons_model, moons_model], X, y + 5)
+    assert plt.get_fignums() == []
+
+
 def test_no_plot_function_calls_show(monkeypatch, moons, moons_model):
     def forbidden(*args, **kwargs):
         raise AssertionError("plt.show() was called")
