@@ -117,7 +117,7 @@ def test_a_diverging_model_does_not_stop_or_touch_the_others(xb, moons, layout):
     rows = grid.results.to_list()
     for model, row in zip(grid, rows):
         if row["lr"] == 5.0:
-            assert row["status"].startswith("diverged at pass ")
+            assert row["status"].startswith("diverged by pass ")
             assert np.isnan(row["train_accuracy"]) and not np.isfinite(row["final_loss"])
             assert model.loss_curve[-1][0] == int(row["status"].rsplit(" ", 1)[1])
         else:

@@ -72,8 +72,10 @@ def fit_many(
     for ``hidden``, the layer sizes of one model).  The axes combine as a
     Cartesian product, the first axis varying slowest, or pair up element by
     element with ``zip=True``.  Every model equals the one :func:`xpnet.fit`
-    trains alone with the same settings (float64 loss curves agree to 1e-9
-    relative over the first few hundred passes, as between two backends).
+    trains alone with the same settings, to rounding: as closely as two
+    backends agree (the article's sweep: float64 loss curves within 1e-9 over
+    300 passes).  Where a step is too large for its loss, rounding differences
+    grow with the passes, between any two correct implementations.
 
     Models with the same depth, activation, epochs and log_every train as one
     stack, one pass for all of them; the rest train in separate stacks.
@@ -112,8 +114,8 @@ def fit_many(
     Notes
     -----
     A model whose loss stops being finite does not stop the others: its row of
-    ``grid.results`` says at which pass it diverged, and ensemble predictions
-    leave it out.
+    ``grid.results`` says by which recorded pass it diverged, and ensemble
+    predictions leave it out.
 
     Examples
     --------
@@ -504,7 +506,8 @@ def _row(data: Prepared, model: Model, settings: dict, diverged_at: int | None, 
     row["train_accuracy"] = _accuracy(model, data.X, data.Y) if ok else math.nan
     if validation is not None:
         row["validation_accuracy"] = model.score(*validation) if ok else math.nan
-    row["status"] = "ok" if ok else f"diverged at pass {diverged_at}"
+    # divergence is seen where the loss is recorded: by that pass, maybe before
+    row["status"] = "ok" if ok else f"diverged by pass {diverged_at}"
     return row
 
 
@@ -521,7 +524,8 @@ class Results(Sequence):
     Rows are dicts with the :func:`xpnet.fit` settings (``hidden``,
     ``activation``, ``epochs``, ``lr``, ``l2``, ``seed``, ``log_every``),
     ``final_loss``, ``train_accuracy``, ``validation_accuracy`` (with
-    ``validation=``) and ``status`` ("ok", or "diverged at pass N").  Printing
+    ``validation=``) and ``status`` ("ok", or "diverged by pass N": the first
+    recorded pass whose loss was not finite).  Printing
     shows the settings that differ between models and the figures;
     :meth:`to_list` gives the rows (``pandas.DataFrame(results.to_list())``
     makes a data frame).
