@@ -200,7 +200,7 @@ class _BaseMLP(BaseEstimator, ABC):
                 params = self._fit_lbfgs(target, params, Xt, Yt, swt)
 
         host = _train.to_host(params)
-        if not all(np.isfinite(W).all() and np.isfinite(b).all() for W, b in host):
+        if not _all_finite(host):
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may contain large "
                 "values and need to be preprocessed."
@@ -327,6 +327,12 @@ class _BaseMLP(BaseEstimator, ABC):
                 ConvergenceWarning,
                 stacklevel=4,
             )
+        if state.stopped == "diverged" and _all_finite(state.params):
+            raise ValueError(
+                f"The training loss became non-finite in epoch {self.n_iter_}. The input data "
+                "may contain large values and need to be preprocessed, or learning_rate_init "
+                "may be too large."
+            )
         if self.early_stopping and state.best_params is not None:
             return state.best_params
         return state.params
@@ -435,6 +441,11 @@ class _BaseMLP(BaseEstimator, ABC):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def _all_finite(params: list) -> bool:
+    """Whether every weight and bias (on any device) is finite."""
+    return all(np.isfinite(_backends.to_host(a)).all() for pair in params for a in pair)
 
 
 def _rows(target: _backends.Target, a: Any, idx: np.ndarray) -> Any:

@@ -217,7 +217,7 @@ def _guard(xp: Any, a: Array, wiring: Wiring | None) -> Array:
     """``a`` with non-finite entries zeroed, where models share a product."""
     if wiring is None or wiring.blocks is None:
         return a
-    return xp.where(xp.isfinite(a), a, xp.zeros_like(a))
+    return xp.where(xp.isfinite(a), a, 0.0)
 
 
 def _per_layer(value: Any, n_layers: int) -> list:
@@ -315,7 +315,7 @@ def backprop(
         a = inputs[layer]
         dW = xp.matrix_transpose(a) @ delta + l2s[layer] * W
         if blocks is not None and blocks[layer] is not None:
-            dW = xp.where(blocks[layer], dW, xp.zeros_like(dW))
+            dW = xp.where(blocks[layer], dW, 0.0)
         db = xp.sum(delta, axis=-2)
         grads.append((dW, db if db.ndim == b.ndim else xp.reshape(db, b.shape)))
         if layer > 0:
