@@ -203,13 +203,14 @@ class Data(NamedTuple):
             rng.set_state(shuffle.generator)
             order = permute(shuffle.order, random_state=rng)
             shuffle = Shuffle(rng.get_state(), order)
-        return shuffle, self._batches(None if shuffle is None else shuffle.order)
+        order = None if shuffle is None else shuffle.order
+        n = self.Y.shape[0]
+        if order is None and self.batch_size >= n and not is_sparse(self.X):
+            return shuffle, ((self.X, self.Y, self.sample_weight, n),)  # all of it, no copies
+        return shuffle, self._batches(order)
 
     def _batches(self, order: np.ndarray | None) -> Iterator:
         n, size = self.n, self.batch_size
-        if order is None and size >= n and not is_sparse(self.X):
-            yield self.X, self.Y, self.sample_weight, n  # the whole data set, as is: no copies
-            return
         idx = None if order is None else self.target.asarray(order)
         for begin in range(0, n, size):
             end = min(begin + size, n)
@@ -356,7 +357,8 @@ def run(
     message); it cannot change the state.
     """
     data, optimizer, step = problem.data, problem.optimizer, problem.step
-    first, last = state.epoch, state.epoch + rules.epochs - 1
+    step_size, advance, n = optimizer.step_size, optimizer.advance, data.n
+    first, last, log_every = state.epoch, state.epoch + rules.epochs - 1, rules.log_every
     state = state._replace(stopped=None)
     try:
         with data.target.activate():
@@ -366,21 +368,17 @@ def run(
                     state = state._replace(shuffle=shuffle)
                 total = None
                 for X, Y, sw, size in batches:
-                    lr = optimizer.step_size(state.opt)
+                    lr = step_size(state.opt)
                     params, slots, loss = step(state.params, state.opt.slots, X, Y, sw, lr)
-                    state = state._replace(
-                        params=params, opt=optimizer.advance(state.opt, lr, slots)
-                    )
+                    state = state._replace(params=params, opt=advance(state.opt, lr, slots))
                     if loss is not None:
                         total = loss * size if total is None else total + loss * size
                 epoch = state.epoch
-                state = state._replace(epoch=epoch + 1, samples=state.samples + data.n)
+                state = state._replace(epoch=epoch + 1, samples=state.samples + n)
                 loss = None
                 if total is not None:
-                    loss = float(_backends.to_host(total)) / data.n
-                elif rules.log_every is not None and (
-                    (epoch - first) % rules.log_every == 0 or epoch == last
-                ):
+                    loss = float(_backends.to_host(total)) / n
+                elif log_every is not None and ((epoch - first) % log_every == 0 or epoch == last):
                     loss = problem.evaluate(state.params)
                 state = _epoch_end(state, problem, rules, epoch, loss, observe)
     except KeyboardInterrupt:
