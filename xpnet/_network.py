@@ -15,8 +15,10 @@ Products use ``@`` and ``matrix_transpose``, bias gradients sum over the
 sample axis (-2) and keep the bias's shape, and every reduction over samples
 or weights keeps the model axis: :func:`sample_losses` gives ``(K, n)``,
 :func:`objective` and :func:`penalty` give ``(K,)``.  The L2 strength may be a
-float or an array of shape ``(K, 1, 1)`` (one per model), or a list with one
-such value per layer.  K stacked models give the numbers of K separate ones.
+float, an array of shape ``(K, 1, 1)`` (one per model), or a list with one
+array per layer that broadcasts against its ``W`` (models side by side scale
+each column by its model's value).  K stacked models give the numbers of K
+separate ones.
 
 Two layouts of several models of different widths use a :class:`Wiring`:
 narrower models *padded* to a common width, whose extra units are held at

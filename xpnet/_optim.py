@@ -15,7 +15,8 @@ Nothing is mutated: every function returns a new state, so a state can be
 saved, resumed, stacked over models or carried through a compiled loop.
 
 A step size may be a float, an array of shape ``(K, 1, 1)`` (one per model of
-a stack) or a list with one such value per layer (models side by side).
+a stack), or a list with one array per layer that scales each column by its
+model's value (models side by side: shape ``(1, fan_out)``).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ between them is data (a :class:`Problem` and its :class:`Rules`), not code.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import warnings
@@ -21,13 +22,14 @@ import numpy as np
 
 from . import _backends
 from ._network import gradients, loss_and_gradients
-from ._optim import Adam, Optimizer, OptState
+from ._optim import Optimizer, OptState
 from ._validation import is_sparse
 
 # A step: (params, slots, X, Y, sample_weight, lr) -> (params, slots, batch loss or None).
 Step = Callable[..., tuple[list, Any, Any]]
-# An observer: (event, state, detail) for "epoch" (detail: the recorded loss or None)
-# and "plateau" (detail: scikit-learn's message).  Observers never change the state.
+# An observer: (event, state, detail) for "epoch" (detail: the recorded loss or None),
+# "validation" (the score) and "plateau" (scikit-learn's message).  Observers never change
+# the state.
 Observer = Callable[[str, "TrainState", Any], Any]
 Callback = Callable[[int, float], Any]
 
@@ -159,24 +161,14 @@ class TrainState(NamedTuple):
 
 
 def start(
-    params: list,
-    optimizer: Optimizer,
-    xp: Any,
-    *,
-    generator: np.random.RandomState | None = None,
-    n_samples: int = 0,
-    n_models: int | None = None,
+    params: list, optimizer: Optimizer, xp: Any, *, n_models: int | None = None
 ) -> TrainState:
-    """A fresh state: ``optimizer.init`` of ``params``, counters at zero.
+    """A fresh state: ``optimizer.init`` of ``params``, counters at zero, rows in order.
 
-    With ``generator`` the mini-batches are shuffled, starting from the rows in
-    order; with ``n_models`` the state tracks divergence per model.
+    With ``n_models`` the state tracks divergence per model.
     """
-    shuffle = None
-    if generator is not None:
-        shuffle = Shuffle(generator.get_state(), np.arange(n_samples))
     diverged = None if n_models is None else np.full(n_models, -1)
-    return TrainState(params, optimizer.init(xp, params), shuffle=shuffle, diverged=diverged)
+    return TrainState(params, optimizer.init(xp, params), diverged=diverged)
 
 
 # -- the data of one run -------------------------------------------------------------------
@@ -272,9 +264,9 @@ def remember(key: tuple, fn: Callable) -> None:
 def _make_step(xp: Any, optimizer: Optimizer, key: tuple) -> Step:
     _, _, activation, output, l2, mean_gradients, _ = key
     terms = dict(activation=activation, output=output, l2=l2)
-    # Only the constants of the rule matter: a copy without the step size, so that
-    # the compiled step does not keep the first caller's settings alive.
-    rule = Adam(0.0, *optimizer.rule()[1:]) if isinstance(optimizer, Adam) else optimizer
+    # Only the constants of the rule matter: a copy without the step size, so that the
+    # compiled step does not keep the first caller's (per-model) step sizes alive.
+    rule = dataclasses.replace(optimizer, learning_rate_init=0.0)
 
     if mean_gradients:
 
@@ -319,9 +311,11 @@ class Rules(NamedTuple):
     epochs : int
         Epochs to run in this call at most.
     log_every : int or None
-        Record ``evaluate(params)`` after the first epoch of the run, every
-        ``log_every`` epochs and the last; None records the epoch's mean batch
-        loss after every epoch.
+        Record ``evaluate(params)`` after every epoch whose index is a multiple
+        of ``log_every`` (the first included) and after the run's last; None
+        records the epoch's mean batch loss after every epoch.  The log points
+        depend on the epoch count in the state, so a resumed run records where
+        an uninterrupted one does.
     tol : float or None
         Count epochs without improvement by ``tol`` (of the loss, or of the
         validation score when ``problem.validation_score`` is set); after more
@@ -330,9 +324,9 @@ class Rules(NamedTuple):
     n_iter_no_change : float
     one_epoch : bool
         Stop after one epoch (scikit-learn's partial_fit).
-    divergence : {"raise", "mark", "stop"}
+    divergence : {"raise", "mark", "stop", "ignore"}
         On a non-finite loss: raise FloatingPointError; mark the model in
-        ``state.diverged`` and train the others on; or stop.
+        ``state.diverged`` and train the others on; stop; or train on.
     interruptible : bool
         On KeyboardInterrupt, warn and return the state of the last finished
         step instead of raising.
@@ -353,12 +347,13 @@ def run(
     """Train from ``state`` by ``problem`` under ``rules``; the state after the run.
 
     ``observe(event, state, detail)`` sees each epoch's end ("epoch", with the
-    loss recorded then, or None) and each plateau ("plateau", with the
-    message); it cannot change the state.
+    loss recorded then, or None), each validation score ("validation", with
+    the score) and each plateau ("plateau", with the message); it cannot
+    change the state.
     """
     data, optimizer, step = problem.data, problem.optimizer, problem.step
     step_size, advance, n = optimizer.step_size, optimizer.advance, data.n
-    first, last, log_every = state.epoch, state.epoch + rules.epochs - 1, rules.log_every
+    last, log_every = state.epoch + rules.epochs - 1, rules.log_every
     state = state._replace(stopped=None)
     try:
         with data.target.activate():
@@ -378,7 +373,7 @@ def run(
                 loss = None
                 if total is not None:
                     loss = float(_backends.to_host(total)) / n
-                elif log_every is not None and ((epoch - first) % log_every == 0 or epoch == last):
+                elif log_every is not None and (epoch % log_every == 0 or epoch == last):
                     loss = problem.evaluate(state.params)
                 state = _epoch_end(state, problem, rules, epoch, loss, observe)
     except KeyboardInterrupt:
@@ -402,10 +397,13 @@ def _epoch_end(
         state = state._replace(history=(*state.history, (epoch, loss)))
         if not np.all(np.isfinite(loss)):
             state = _diverged(state, rules, epoch, loss)
+    scored = len(state.scores)
     if loss is not None and rules.tol is not None and state.stopped is None:
         state = _count_no_improvement(state, problem, rules.tol, loss)
     if observe is not None:
         observe("epoch", state, loss)
+        if len(state.scores) > scored:
+            observe("validation", state, state.scores[-1])
     if state.stopped is not None:
         return state
     optimizer = problem.optimizer
@@ -430,6 +428,8 @@ def _epoch_end(
 
 
 def _diverged(state: TrainState, rules: Rules, epoch: int, loss: Any) -> TrainState:
+    if rules.divergence == "ignore":
+        return state
     if rules.divergence == "raise":
         rate = state.opt.learning_rate
         raise FloatingPointError(
