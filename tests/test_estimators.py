@@ -155,6 +155,54 @@ def test_partial_fit_matches_sklearn(solver):
 
 
 @numpy_only
+def test_a_generator_passed_as_random_state_moves_on_as_in_sklearn():
+    """Shuffles and splits draw from the caller's RandomState, call after call."""
+    X, y, _, _ = PROBLEMS["multiclass"]
+    kw = dict(hidden_layer_sizes=(5,), solver="sgd", batch_size=10, max_iter=2)
+    theirs = skl.MLPClassifier(random_state=np.random.RandomState(3), **kw)
+    ours = xpnet.MLPClassifier(random_state=np.random.RandomState(3), **kw)
+    for _ in range(3):
+        theirs.partial_fit(X, y, classes=np.unique(y))
+        ours.partial_fit(X, y, classes=np.unique(y))
+    _assert_same_params(ours, theirs)
+    assert ours.random_state.get_state()[2] == theirs.random_state.get_state()[2]
+    kw.update(warm_start=True, early_stopping=True)
+    theirs = skl.MLPClassifier(random_state=np.random.RandomState(4), **kw)
+    ours = xpnet.MLPClassifier(random_state=np.random.RandomState(4), **kw)
+    _fit_quietly(theirs, X, y)
+    _fit_quietly(ours, X, y)
+    _assert_same_params(ours, theirs)
+    best = [W.copy() for W in ours.coefs_]
+    _fit_quietly(theirs, X, y)
+    _fit_quietly(ours, X, y)  # its scores never beat the first fit's best
+    np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_)
+    assert max(ours.validation_scores_[2:]) < ours.best_validation_score_
+    assert ours.random_state.get_state()[2] == theirs.random_state.get_state()[2]
+    # so early stopping keeps that best; scikit-learn returns its last iterate here, as
+    # its best parameters are the arrays the next warm start updates in place
+    for W, W_best in zip(ours.coefs_, best):
+        np.testing.assert_array_equal(W, W_best)
+
+
+@numpy_only
+def test_verbose_early_stopping_with_a_non_finite_loss_reports_as_sklearn(capsys):
+    X = np.finfo(np.float64).max * np.random.RandomState(0).uniform(size=(40, 2))
+    y = np.random.RandomState(1).standard_normal(40)
+    kw = dict(early_stopping=True, verbose=True, max_iter=4, random_state=0)
+    outputs = []
+    for Estimator in (skl.MLPRegressor, xpnet.MLPRegressor):
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            try:
+                Estimator(**kw).fit(X, y)
+            except ValueError as exc:
+                assert "non-finite" in str(exc)
+        outputs.append(capsys.readouterr().out)
+    assert "Iteration 1, loss = " in outputs[1]
+    assert outputs[1] == outputs[0]
+
+
+@numpy_only
 def test_partial_fit_needs_classes_first_and_a_stochastic_solver():
     X, y, _, _ = PROBLEMS["binary"]
     with pytest.raises(ValueError, match="classes must be passed on the first call"):

@@ -110,8 +110,12 @@ class _Adapter:
         return fn
 
     def free_memory(self, device: Any) -> int | None:
-        """Free bytes on ``device`` when it is an accelerator; None for host memory."""
+        """Free bytes on ``device`` when it is an accelerator and says so; else None."""
         return None
+
+    def on_host(self, device: Any) -> bool:
+        """Whether ``device`` computes in host memory, on the CPU."""
+        return True
 
     def quiet(self) -> contextlib.AbstractContextManager:
         """A context without the library's floating-point warnings (overflow, invalid)."""
@@ -181,6 +185,9 @@ class _CuPy(_Adapter):
         with self.activate(device):
             return int(self.load().cuda.runtime.memGetInfo()[0])
 
+    def on_host(self, device: Any) -> bool:
+        return False
+
 
 class _Torch(_Adapter):
     name = module = "torch"
@@ -230,6 +237,9 @@ class _Torch(_Adapter):
             return None
         return int(self.load().cuda.mem_get_info(device)[0])
 
+    def on_host(self, device: Any) -> bool:
+        return getattr(device, "type", str(device)) == "cpu"
+
 
 class _Jax(_Adapter):
     name = module = "jax"
@@ -269,8 +279,11 @@ class _Jax(_Adapter):
     def jit(self, fn: Callable) -> Callable:
         return self.load().jit(fn)
 
+    def on_host(self, device: Any) -> bool:
+        return getattr(device, "platform", "cpu") == "cpu"
+
     def free_memory(self, device: Any) -> int | None:
-        if getattr(device, "platform", "cpu") == "cpu":
+        if self.on_host(device):
             return None
         stats = device.memory_stats() or {}
         if "bytes_limit" not in stats:
@@ -372,8 +385,12 @@ class Target:
         return self.adapter.has_float64(self.device)
 
     def free_memory(self) -> int | None:
-        """Free bytes on the device when it is a GPU; None where memory is the host's."""
+        """Free bytes on the device when it is a GPU that says; None otherwise."""
         return self.adapter.free_memory(self.device)
+
+    def on_host(self) -> bool:
+        """Whether the device computes in host memory, on the CPU."""
+        return self.adapter.on_host(self.device)
 
     def quiet(self) -> contextlib.AbstractContextManager:
         """No floating-point warnings inside: where divergence is reported otherwise."""
@@ -413,6 +430,13 @@ def adapter_of(x: Any) -> _Adapter | None:
         if adapter.owns(x):
             return adapter
     return None
+
+
+def is_host_input(x: Any) -> bool:
+    """True for NumPy arrays and anything not an array of another backend (lists, SciPy
+    sparse matrices, DataFrames): the input scikit-learn takes as it is."""
+    adapter = adapter_of(x)
+    return adapter is None or adapter.name == "numpy"
 
 
 def device_of(x: Any) -> Any:

@@ -51,15 +51,9 @@ _STOCHASTIC = ("sgd", "adam")
 _BACKEND_NAMES = {"auto", *_backends.BACKENDS}
 
 
-def _on_host(x: Any) -> bool:
-    """True for NumPy arrays, SciPy sparse matrices, lists, DataFrames: scikit-learn's input."""
-    adapter = _backends.adapter_of(x)
-    return adapter is None or adapter.name == "numpy"
-
-
 def _host(x: Any) -> Any:
     """``x`` as scikit-learn takes it: arrays of other backends come to the host."""
-    return x if x is None or _on_host(x) else _backends.to_host(x)
+    return x if x is None or _backends.is_host_input(x) else _backends.to_host(x)
 
 
 class _BaseMLP(BaseEstimator, ABC):
@@ -87,7 +81,7 @@ class _BaseMLP(BaseEstimator, ABC):
     # -- input ------------------------------------------------------------------
     def _validate_fit_input(self, X: Any, y: Any, reset: bool) -> tuple[Any, np.ndarray]:
         """``(X, y)``: X stays where it is, y comes to the host."""
-        if _on_host(X):
+        if _backends.is_host_input(X):
             X, y = validate_data(
                 self,
                 X,
@@ -117,7 +111,7 @@ class _BaseMLP(BaseEstimator, ABC):
 
     def _predict_input(self, X: Any) -> Any:
         check_is_fitted(self)
-        if _on_host(X):
+        if _backends.is_host_input(X):
             return validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         return _validation.check_X(X, n_features=self.n_features_in_)
 
@@ -154,7 +148,7 @@ class _BaseMLP(BaseEstimator, ABC):
     def _optimizer(self) -> OptState:
         """The optimizer state of the last fit (scikit-learn reads its learning_rate)."""
         try:
-            return self._train_state.opt
+            return self._opt_state
         except AttributeError:
             raise AttributeError(f"{type(self).__name__} has no stochastic solver state") from None
 
@@ -173,10 +167,14 @@ class _BaseMLP(BaseEstimator, ABC):
         if Y.ndim == 1:
             Y = Y.reshape((-1, 1))
         if sample_weight is not None:
-            holder = np.empty((n_samples, 0), dtype=X.dtype if _on_host(X) else np.float64)
+            holder = np.empty(
+                (n_samples, 0), dtype=X.dtype if _backends.is_host_input(X) else np.float64
+            )
             sample_weight = _check_sample_weight(_host(sample_weight), holder)
 
-        target = _backends.resolve(self.backend, self.device, None if _on_host(X) else X, True)
+        target = _backends.resolve(
+            self.backend, self.device, None if _backends.is_host_input(X) else X, True
+        )
         if is_sparse(X) and (self.solver == "lbfgs" or not target.takes_host_sparse()):
             X = X.toarray()  # full-batch math, or a device without SciPy sparse
         dtype = _validation.resolve_dtype(target, np.zeros(0, X.dtype) if is_sparse(X) else X, None)
@@ -217,8 +215,8 @@ class _BaseMLP(BaseEstimator, ABC):
         init = _train.init_glorot(layer_units, self._random_state, self.activation, dtype)
         self.coefs_ = [W for W, _ in init]
         self.intercepts_ = [b for _, b in init]
-        if hasattr(self, "_train_state"):
-            del self._train_state
+        if hasattr(self, "_opt_state"):
+            del self._opt_state
         if self.solver in _STOCHASTIC:
             self.loss_curve_ = []
             self._no_improvement_count = 0
@@ -296,12 +294,17 @@ class _BaseMLP(BaseEstimator, ABC):
             ),
             validation_score=validation_score,
         )
+        # A non-finite loss: scikit-learn trains on, and with early stopping returns the best
+        # parameters; without, its weights end non-finite and fit raises, so stop at once.
+        divergence = "ignore" if self.early_stopping else "stop"
         rules = _train.Rules(
             epochs=self.max_iter, tol=self.tol, n_iter_no_change=self.n_iter_no_change,
-            one_epoch=incremental, divergence="stop", interruptible=True,
+            one_epoch=incremental, divergence=divergence, interruptible=True,
         )  # fmt: skip
         first = state.epoch
         state = _train.run(state, problem, rules, self._verbose_observer(first))
+        if state.shuffle is not None:  # the caller's generator moves on, as scikit-learn's does
+            self._random_state.set_state(state.shuffle.generator)
 
         self.n_iter_ = state.epoch - first  # this call's epochs, as scikit-learn counts them
         self.t_ = state.samples
@@ -314,12 +317,8 @@ class _BaseMLP(BaseEstimator, ABC):
             self.best_validation_score_ = state.best_score
         else:
             self.best_loss_ = state.best_loss
-        # Kept for partial_fit and warm starts; the parameters are coefs_ and intercepts_.
-        self._train_state = state._replace(
-            params=None,
-            opt=state.opt._replace(slots=_train.to_host(state.opt.slots)),
-            best_params=_train.to_host(state.best_params),
-        )
+        # The rest of the state is in the fitted attributes; partial_fit carries the optimizer on.
+        self._opt_state = state.opt._replace(slots=_train.to_host(state.opt.slots))
         if not incremental and state.stopped is None and self.n_iter_ == self.max_iter:
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
@@ -327,7 +326,7 @@ class _BaseMLP(BaseEstimator, ABC):
                 ConvergenceWarning,
                 stacklevel=4,
             )
-        if state.stopped == "diverged" and _all_finite(state.params):
+        if state.stopped == "diverged" and _all_finite(state.params):  # loss only
             raise ValueError(
                 f"The training loss became non-finite in epoch {self.n_iter_}. The input data "
                 "may contain large values and need to be preprocessed, or learning_rate_init "
@@ -341,16 +340,15 @@ class _BaseMLP(BaseEstimator, ABC):
         """The training state from the fitted attributes: where the last fit left off.
 
         partial_fit carries the optimizer's state on; fit starts a fresh optimizer,
-        as scikit-learn does, and warm starts keep the history and counters.
+        as scikit-learn does, and warm starts keep the history and counters.  The
+        best parameters start as the current ones: after an early-stopping fit,
+        coefs_ are the best so far.
         """
-        previous = getattr(self, "_train_state", None)
+        previous = getattr(self, "_opt_state", None)
         if incremental and previous is not None:
-            opt = previous.opt._replace(slots=_train.to_target(target, previous.opt.slots, dtype))
+            opt = previous._replace(slots=_train.to_target(target, previous.slots, dtype))
         else:
             opt = optimizer.init(target.xp, params)
-        best_params = None
-        if self.early_stopping and previous is not None and previous.best_params is not None:
-            best_params = _train.to_target(target, previous.best_params, dtype)
         shuffle = None
         if self.shuffle:
             shuffle = _train.Shuffle(self._random_state.get_state(), np.arange(n))
@@ -362,11 +360,12 @@ class _BaseMLP(BaseEstimator, ABC):
             shuffle=shuffle,
             history=tuple(enumerate(self.loss_curve_)),
             no_improvement=self._no_improvement_count,
-            best_params=best_params,
         )
         if self.early_stopping:
             scores = tuple(self.validation_scores_)
-            return state._replace(scores=scores, best_score=self.best_validation_score_)
+            return state._replace(
+                scores=scores, best_score=self.best_validation_score_, best_params=params
+            )
         return state._replace(best_loss=self.best_loss_)
 
     def _verbose_observer(self, first: int) -> _train.Observer | None:
@@ -375,12 +374,12 @@ class _BaseMLP(BaseEstimator, ABC):
             return None
 
         def observe(event: str, state: _train.TrainState, detail: Any) -> None:
-            if event == "plateau":
+            if event == "epoch":
+                print(f"Iteration {state.epoch - first}, loss = {detail:.8f}")
+            elif event == "validation":
+                print(f"Validation score: {detail:f}")
+            else:
                 print(detail)
-                return
-            print(f"Iteration {state.epoch - first}, loss = {detail:.8f}")
-            if self.early_stopping:
-                print(f"Validation score: {state.scores[-1]:f}")
 
         return observe
 
@@ -659,9 +658,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         out = model._outputs(X)
         if self._label_binarizer.y_type_ in ("binary", "multiclass"):
             labels = model._labels(model._class_index(out), X)
-            return _backends.to_host(labels) if _on_host(X) else labels
+            return _backends.to_host(labels) if _backends.is_host_input(X) else labels
         indicator = self._label_binarizer.inverse_transform(_backends.to_host(out))
-        return indicator if _on_host(X) else follow(indicator, X, keep_float=False)
+        return indicator if _backends.is_host_input(X) else follow(indicator, X, keep_float=False)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy (subset accuracy for multi-label), as scikit-learn's."""

@@ -57,28 +57,22 @@ def prepare(X: Any, y: Any, backend: Any, device: Any, dtype: Any, fallback: boo
     return Prepared(target, dtype, X, Xt, one_hot(target, index, len(classes), dtype), classes)
 
 
-def mean_loss(target: _backends.Target, activation: str, l2: Any, wiring: Any = None) -> Any:
+def mean_loss(target: _backends.Target, activation: str, l2: float) -> Any:
     """``loss(params, X, Y)``: the article's mean loss, compiled where the backend can.
 
     Compiled functions are kept per backend, device and network, as the steps
-    are (:func:`xpnet._train.step_for`); a stack's ``l2`` and ``wiring`` are
-    arrays, so its loss is compiled afresh.
+    are (:func:`xpnet._train.step_for`).
     """
-    key = None
-    if wiring is None and not hasattr(l2, "shape") and not isinstance(l2, list):
-        key = ("mean loss", target.name, str(target.device), activation, float(l2))
-        if key in _train.COMPILED:
-            return _train.COMPILED[key]
-    xp = target.xp
+    key = ("mean loss", target.name, str(target.device), activation, float(l2))
+    if key not in _train.COMPILED:
+        xp = target.xp
 
-    def loss(params, X, Y):
-        terms = dict(activation=activation, output="softmax", l2=l2, wiring=wiring)
-        return objective(xp, params, X, Y, **terms) / X.shape[0]
+        def loss(params, X, Y):
+            terms = dict(activation=activation, output="softmax", l2=l2)
+            return objective(xp, params, X, Y, **terms) / X.shape[0]
 
-    compiled = target.jit(loss)
-    if key is not None:
-        _train.remember(key, compiled)
-    return compiled
+        _train.remember(key, target.jit(loss))
+    return _train.COMPILED[key]
 
 
 def fit(

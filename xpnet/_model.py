@@ -99,12 +99,13 @@ class Model:
             return out_activation(t.xp, self.output, z)
 
     def _class_index(self, out: Any) -> Any:
-        """Predicted class indices (into :attr:`classes_`) from outputs, on the device."""
-        xp = self._target.xp
+        """Predicted class indices (into :attr:`classes_`) from outputs, on the device.
+
+        One logistic output picks the positive class above 0.5: the argmax of
+        ``[1 - p, p]`` (``1 - p`` is exact for ``p >= 0.5``, ties go to class 0).
+        """
         with self._target.activate():
-            if out.shape[-1] == 1:  # one logistic output: the positive class above 0.5
-                return xp.astype(out[..., 0] > 0.5, xp.int64)
-            return xp.argmax(out, axis=-1)
+            return self._target.xp.argmax(self._proba(out), axis=-1)
 
     def _proba(self, out: Any) -> Any:
         """Class probabilities from outputs: two columns for one logistic output."""
