@@ -91,6 +91,44 @@ def test_chunks_under_a_memory_budget_give_the_same_models(xb, moons):
         np.testing.assert_allclose(_curve(a), _curve(b), rtol=1e-9)
 
 
+def test_plans_follow_the_device_and_the_budget(moons, monkeypatch):
+    X, y = moons
+    data = _fit.prepare(X, y, "numpy", None, None, True)
+    combos = _grid._combine(
+        dict(hidden=list(range(1, 51)), seed=[0, 1], lr=0.01, l2=0.01, activation="tanh",
+             epochs=10, log_every=10),
+        False,
+    )  # fmt: skip
+    cpu = _grid.plan(data, combos, None)
+    assert len(cpu) > 4  # cache-sized stacks on the CPU
+    assert sorted(i for p in cpu for i in p.members) == list(range(100))
+    assert len(_grid.plan(data, combos, 10 * 1024**3)) == 1  # an explicit budget is kept
+    # a GPU with 8 GiB free takes everything at once; one that says nothing, 2 GiB
+    monkeypatch.setattr(type(data.target), "free_memory", lambda self: 8 * 1024**3)
+    monkeypatch.setattr(type(data.target), "on_host", lambda self: False)
+    assert len(_grid.plan(data, combos, None)) == 1
+    monkeypatch.setattr(type(data.target), "free_memory", lambda self: None)
+    assert len(_grid.plan(data, combos, None)) == 1
+    # side by side, the weights grow with the square of the models: they count too
+    wide = _grid._combine(
+        dict(hidden=[(200 + k, 200) for k in range(40)], seed=0, lr=0.01, l2=0.01,
+             activation="tanh", epochs=10, log_every=10),
+        False,
+    )  # fmt: skip
+    (p,) = _grid.plan(data, wide, 10 * 1024**3)
+    footprint = _grid._Footprint(200, 8)
+    for i in p.members:
+        footprint = footprint.add(_grid._sizes(data, wide[i]))
+    assert footprint.bytes("side by side") > 40 * 200 * 200 * 40 * 8
+    small = _grid.plan(data, wide, 64 * 1024**2)
+    assert len(small) > 1
+    for p in small:
+        footprint = _grid._Footprint(200, 8)
+        for i in p.members:
+            footprint = footprint.add(_grid._sizes(data, wide[i]))
+        assert footprint.bytes(p.layout) <= 64 * 1024**2 or len(p.members) == 1
+
+
 def test_float32_grid_keeps_float32_and_follows_fit(xb, moons):
     X, y = moons
     X32 = xb.asarray(X, "float32")
@@ -102,11 +140,14 @@ def test_float32_grid_keeps_float32_and_follows_fit(xb, moons):
 
 
 # -- divergence ----------------------------------------------------------------------------
+@pytest.mark.parametrize("deep", [False, True], ids=["one-hidden", "two-hidden"])
 @pytest.mark.parametrize("layout", _grid.LAYOUTS)
-def test_a_diverging_model_does_not_stop_or_touch_the_others(xb, moons, layout):
+def test_a_diverging_model_does_not_stop_or_touch_the_others(xb, moons, layout, deep):
     X, y = moons
     Xb = xb.asarray(X)
     hidden = [3] if layout == "stacked" else [1, 3]
+    if deep:  # errors then cross a block-diagonal hidden layer on their way back
+        hidden = [(3, 2)] if layout == "stacked" else [(1, 2), (3, 2)]
     combos = _grid._combine(
         dict(hidden=hidden, seed=0, lr=[0.001, 5.0], l2=0.0, activation="identity", epochs=200,
              log_every=20),
@@ -129,6 +170,9 @@ def test_a_diverging_model_does_not_stop_or_touch_the_others(xb, moons, layout):
     working = [m for m, r in zip(grid, rows) if r["status"] == "ok"]
     mean = np.mean([xb.to_numpy(m.predict_proba(Xb)) for m in working], axis=0)
     np.testing.assert_allclose(xb.to_numpy(grid.predict_proba(Xb, reduce="mean")), mean)
+    votes = np.stack([xb.to_numpy(m.predict(Xb)) for m in working])
+    majority = np.array([np.bincount(col, minlength=2).argmax() for col in votes.T])
+    np.testing.assert_array_equal(xb.to_numpy(grid.predict(Xb)), majority)
 
 
 def test_a_grid_that_all_diverged_refuses_to_predict(moons):
@@ -161,6 +205,18 @@ def test_seed_ensemble_predictions(xb, moons):
     even = grid[:4]
     four = votes[:4].sum(axis=0)
     np.testing.assert_array_equal(xb.to_numpy(even.predict(Xb)), (four > 2).astype(int))
+
+
+def test_votes_with_three_classes_break_ties_to_the_first_class(xb):
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(150, centers=3, cluster_std=3.0, random_state=0)
+    Xb = xb.asarray(X)
+    grid = xpnet.fit_many(Xb, y, hidden=2, seed=range(4), epochs=30, lr=0.001)
+    votes = np.stack([xb.to_numpy(m.predict(Xb)) for m in grid])
+    counts = np.stack([np.bincount(col, minlength=3) for col in votes.T])
+    assert (np.sort(counts, axis=1)[:, -1] == np.sort(counts, axis=1)[:, -2]).any()  # ties
+    np.testing.assert_array_equal(xb.to_numpy(grid.predict(Xb)), counts.argmax(axis=1))
 
 
 def test_ensemble_labels_follow_the_classes(moons):

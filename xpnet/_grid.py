@@ -39,7 +39,8 @@ LAYOUTS = ("stacked", "padded", "side by side")
 _UNIT_COST = 200.0
 # Arrays of the activations' size alive at once in a pass, for the memory estimate.
 _LIVE = 6
-_CPU_BUDGET = 2 * 1024**3
+# A GPU that does not say how much memory it has free.
+_UNKNOWN_DEVICE_BUDGET = 2 * 1024**3
 # In host memory, stacks stay about cache-sized: activations of some 32k float64
 # entries (benchmarks/bench_grid.py: larger stacks of wide models lose to the cache).
 _CPU_STACK_BYTES = _LIVE * 32768 * 8
@@ -93,9 +94,11 @@ def fit_many(
     zip : bool, default False
         Pair the axes up instead of crossing them; they must have equal lengths.
     memory_budget : int, optional
-        Bytes the stacked activations of one chunk of models may take; a stack
-        that needs more trains in chunks of models.  Default: half the free
-        memory of a GPU, 2 GiB on the CPU.
+        Bytes one stack of models may take while it trains (activations,
+        errors, weights and their updates); a stack that needs more trains in
+        chunks of models.  Default: half the free memory of a GPU (2 GiB when
+        it does not say); on the CPU, stacks small enough to stay in the
+        cache (about 1.5 MiB), which train fastest there.
     verbose : bool, default False
         One progress bar (tqdm, on stderr) over all passes of all models.
 
@@ -208,29 +211,51 @@ def _sizes(data: Prepared, settings: dict) -> tuple[int, ...]:
     return (data.X.shape[1], *settings["hidden"], len(data.classes))
 
 
-def _cost(layout: str, sizes: list[tuple[int, ...]], n: int) -> float:
-    """Estimated work of one pass: hidden units times their elementwise cost, plus products."""
-    K, depth = len(sizes), len(sizes[0]) - 1
-    if layout == "side by side":  # one wide network: block-diagonal products
-        widths = [sum(s[layer] for s in sizes) for layer in range(depth + 1)]
-        widths[0] = sizes[0][0]
-        units = sum(widths[1:-1])
-        products = sum(a * b for a, b in itertools.pairwise(widths))
-    else:  # K networks of the widest shapes
-        widths = [max(s[layer] for s in sizes) for layer in range(depth + 1)]
-        units = K * sum(widths[1:-1])
-        products = K * sum(a * b for a, b in itertools.pairwise(widths))
-    return n * (_UNIT_COST * units + 3 * products)
+class _Footprint:
+    """The work and memory of a stack of models of one depth, as models join it.
 
+    ``widths``: per layer, the sum of the models' widths (side by side, one wide
+    network, the output layer giving each model its own outputs) and their
+    maximum (stacked or padded, K networks of the widest shapes).
+    """
 
-def _bytes(layout: str, sizes: list[tuple[int, ...]], n: int, itemsize: int) -> int:
-    """Estimated bytes of a stack's activations and errors during one pass."""
-    if layout == "side by side":
-        units = sum(sum(s[1:]) for s in sizes)
-    else:
-        widest = [max(s[layer] for s in sizes) for layer in range(1, len(sizes[0]))]
-        units = len(sizes) * sum(widest)
-    return _LIVE * n * units * itemsize
+    def __init__(self, n: int, itemsize: int) -> None:
+        self.n, self.itemsize = n, itemsize
+        self.K, self.total, self.widest = 0, None, None
+
+    def add(self, sizes: tuple[int, ...]) -> _Footprint:
+        grown = _Footprint(self.n, self.itemsize)
+        grown.K = self.K + 1
+        grown.total = (
+            list(sizes) if self.total is None else [a + b for a, b in zip(self.total, sizes)]
+        )
+        grown.widest = (
+            list(sizes) if self.widest is None else [max(a, b) for a, b in zip(self.widest, sizes)]
+        )
+        grown.total[0] = grown.widest[0] = sizes[0]  # the input is shared
+        return grown
+
+    def _shape(self, layout: str) -> tuple[int, int]:
+        """Hidden and output units for one sample, and the weights, of the stack."""
+        if layout == "side by side":
+            units = sum(self.total[1:])
+            weights = sum(a * b for a, b in itertools.pairwise(self.total))
+        else:
+            units = self.K * sum(self.widest[1:])
+            weights = self.K * sum(a * b for a, b in itertools.pairwise(self.widest))
+        return units, weights
+
+    def cost(self, layout: str) -> float:
+        """Estimated work of one pass: units times their elementwise cost, plus the products."""
+        units, weights = self._shape(layout)
+        return self.n * (_UNIT_COST * units + 3 * weights)
+
+    def bytes(self, layout: str) -> int:
+        """Estimated bytes of one pass: activations and errors; weights, gradients, updates,
+        and side by side the mask of the blocks."""
+        units, weights = self._shape(layout)
+        mask = weights if layout == "side by side" else 0
+        return (_LIVE * self.n * units + 3 * weights) * self.itemsize + mask
 
 
 def plan(
@@ -239,173 +264,223 @@ def plan(
     """Group the models into stacks, chunk them, and choose each stack's layout.
 
     A group (same depth, activation, epochs and log_every) is sorted by width
-    and cut into chunks whose activations stay within ``budget`` bytes and, in
-    host memory, within a cache-sized stack: on the CPU a stack of wide models
-    that spills out of the cache is slower than the same models one by one.
+    and cut into chunks that fit ``budget`` bytes in some layout.  Without a
+    budget, a GPU gets half its free memory; the CPU gets cache-sized stacks,
+    since there a stack of wide models spilling out of the cache is slower
+    than the same models one by one.
     """
     groups: dict[tuple, list[int]] = {}
     for i, s in enumerate(settings):
         key = (len(s["hidden"]), s["activation"], s["epochs"], s["log_every"])
         groups.setdefault(key, []).append(i)
-    n = data.X.shape[0]
-    itemsize = np.dtype(_validation.dtype_name(data.dtype)).itemsize
-    free = data.target.free_memory()
     if budget is None:
-        budget = _CPU_BUDGET if free is None else free // 2
-    limit = budget if free is not None else min(budget, _CPU_STACK_BYTES)
+        free = data.target.free_memory()
+        if free is not None:
+            budget = free // 2
+        else:
+            budget = _CPU_STACK_BYTES if data.target.on_host() else _UNKNOWN_DEVICE_BUDGET
+    empty = _Footprint(data.X.shape[0], np.dtype(_validation.dtype_name(data.dtype)).itemsize)
     plans = []
     for members in groups.values():
         members = sorted(members, key=lambda i: settings[i]["hidden"])
-        chunks, chunk, used = [], [], 0
-        for i in members:  # side by side, a stack's bytes are the sum of its models'
-            need = _bytes("side by side", [_sizes(data, settings[i])], n, itemsize)
-            if chunk and used + need > limit:
-                chunks.append(chunk)
-                chunk, used = [], 0
+        chunks, chunk, footprint = [], [], empty
+        for i in members:
+            grown = footprint.add(_sizes(data, settings[i]))
+            if chunk and min(grown.bytes(name) for name in _layouts(layout, grown)) > budget:
+                chunks.append((chunk, footprint))
+                chunk, grown = [], empty.add(_sizes(data, settings[i]))
             chunk.append(i)
-            used += need
-        chunks.append(chunk)
-        for chunk in chunks:
-            sizes = [_sizes(data, settings[i]) for i in chunk]
-            if layout is not None:
-                chosen = layout
-            elif len(set(sizes)) == 1:
-                chosen = "stacked"
-            else:
-                chosen = min(("padded", "side by side"), key=lambda name: _cost(name, sizes, n))
-                if _bytes(chosen, sizes, n, itemsize) > budget:
-                    chosen = "side by side"  # the layout without padding fits by construction
+            footprint = grown
+        chunks.append((chunk, footprint))
+        for chunk, footprint in chunks:
+            fits = [name for name in _layouts(layout, footprint) if footprint.bytes(name) <= budget]
+            chosen = min(fits or _layouts(layout, footprint), key=footprint.cost)
             plans.append(_Plan(tuple(chunk), chosen))
     return plans
 
 
+def _layouts(forced: str | None, footprint: _Footprint) -> tuple[str, ...]:
+    """The layouts a stack may take: equal widths stack as they are."""
+    if forced is not None:
+        return (forced,)
+    if footprint.total[1:-1] == [footprint.K * w for w in footprint.widest[1:-1]]:
+        return ("stacked",)
+    return ("padded", "side by side")
+
+
 # -- layouts ---------------------------------------------------------------------------------
-class _Stack:
+class _Layout:
     """K models of one depth as one set of arrays: packing, math and unpacking."""
 
-    def __init__(self, layout: str, sizes: list[tuple[int, ...]], target: _backends.Target, dtype):
-        self.layout, self.sizes, self.target, self.dtype = layout, sizes, target, dtype
-        self.K, self.depth = len(sizes), len(sizes[0]) - 1
-        if layout == "side by side":
-            # Each model's columns in each layer: a range of each hidden layer, and in
-            # the output layer every K-th column from k (class-major: column c*K + k is
-            # class c of model k), so that the outputs reshape for free to
-            # (n, classes, K) and the softmax reduces over a middle axis, which NumPy
-            # does far faster than over a last axis of two classes.
-            self.columns = []
-            for layer in range(1, self.depth):
-                ends = np.cumsum([s[layer] for s in sizes])
-                self.columns.append([slice(int(e) - s[layer], int(e)) for e, s in zip(ends, sizes)])
-            self.columns.append([slice(k, None, self.K) for k in range(self.K)])
-            self.owners = []
-            for layer, columns in enumerate(self.columns, start=1):
-                owner = np.empty(sum(s[layer] for s in sizes), dtype=int)
-                for k, cols in enumerate(columns):
-                    owner[cols] = k
-                self.owners.append(owner)
-            # owner_onehot[l][j, k]: column j of layer l belongs to model k
-            self.owner_onehot = [
-                target.asarray((o[:, None] == np.arange(self.K)[None, :]).astype(float), dtype)
-                for o in self.owners
-            ]
-            blocks = [None] + [
-                target.asarray(self.owners[layer - 1][:, None] == self.owners[layer][None, :])
-                for layer in range(1, self.depth)
-            ]
-            self.wiring = Wiring(blocks=blocks)
-        else:
-            self.widest = [max(s[layer] for s in sizes) for layer in range(self.depth + 1)]
-            masks = None
-            if layout == "padded":  # 1 for each model's own units, 0 for its padding
-                masks = []
-                for layer in range(1, self.depth):
-                    own = np.array([s[layer] for s in sizes])[:, None]
-                    mask = np.arange(self.widest[layer])[None, :] < own
-                    masks.append(target.asarray(mask.astype(float)[:, None, :], dtype))
-            self.wiring = Wiring(unit_masks=masks) if masks is not None else None
+    #: The axis of the classes in the output pre-activations.
+    class_axis = -1
 
-    # -- host-side packing ---------------------------------------------------------------
+    def __init__(self, sizes: list[tuple[int, ...]], target: _backends.Target, dtype: Any) -> None:
+        self.sizes, self.target, self.dtype = sizes, target, dtype
+        self.K, self.depth = len(sizes), len(sizes[0]) - 1
+        self.wiring: Wiring | None = None
+
     def pack(self, models: list[list[tuple[np.ndarray, np.ndarray]]]) -> list:
         """Each model's host ``(W, b)`` pairs as the stack's parameters, on the target."""
-        layers = []
-        for layer in range(self.depth):
-            if self.layout == "side by side":
-                fan_in = len(self.owners[layer - 1]) if layer else self.sizes[0][0]
-                W = np.zeros((fan_in, len(self.owners[layer])))
-                b = np.zeros((1, len(self.owners[layer])))
-                for k, params in enumerate(models):
-                    rows = self.columns[layer - 1][k] if layer else slice(None)
-                    W[rows, self.columns[layer][k]] = params[layer][0]
-                    b[0, self.columns[layer][k]] = params[layer][1]
-            else:
-                W = np.zeros((self.K, self.widest[layer], self.widest[layer + 1]))
-                b = np.zeros((self.K, 1, self.widest[layer + 1]))
-                for k, params in enumerate(models):
-                    fan_in, fan_out = params[layer][0].shape
-                    W[k, :fan_in, :fan_out] = params[layer][0]
-                    b[k, 0, :fan_out] = params[layer][1]
-            layers.append((W, b))
-        return _train.to_target(self.target, layers, self.dtype)
+        raise NotImplementedError
 
     def per_model(self, values: Sequence[float]) -> Any:
         """One value per model, shaped to scale each layer's ``W`` and ``b``."""
-        if self.layout == "side by side":
-            v = np.asarray(values, dtype=float)
-            return [self.target.asarray(v[owners][None, :], self.dtype) for owners in self.owners]
-        return self.target.asarray(np.asarray(values, dtype=float)[:, None, None], self.dtype)
+        raise NotImplementedError
+
+    def _model_arrays(self, params: list, k: int) -> list[tuple[Any, Any]]:
+        raise NotImplementedError
 
     def unpack(self, params: list) -> list[list]:
         """Each model's ``(W, b)`` pairs, copied out of the stack on the target."""
         xp = self.target.xp
-        models = []
-        for k, sizes in enumerate(self.sizes):
-            pairs = []
-            for layer, (W, b) in enumerate(params):
-                if self.layout == "side by side":
-                    rows = self.columns[layer - 1][k] if layer else slice(None)
-                    pairs.append((W[rows, self.columns[layer][k]], b[0, self.columns[layer][k]]))
-                else:
-                    fan_in, fan_out = sizes[layer], sizes[layer + 1]
-                    pairs.append((W[k, :fan_in, :fan_out], b[k, 0, :fan_out]))
-            models.append([tuple(xp.asarray(a, copy=True) for a in pair) for pair in pairs])
-        return models
+        return [
+            [
+                tuple(xp.asarray(a, copy=True) for a in pair)
+                for pair in self._model_arrays(params, k)
+            ]
+            for k in range(self.K)
+        ]
 
-    # -- math --------------------------------------------------------------------------------
     def logits(self, params: list, X: Any, activation: str) -> tuple[list, Any]:
-        """The layers' inputs, and the output pre-activations with a model axis.
+        """The layers' inputs, and the output pre-activations with a model axis."""
+        return forward(self.target.xp, params, X, activation, self.wiring)
 
-        Stacked, ``(K, n, classes)``; side by side, ``(n, classes, K)``, a free
-        reshape of the wide output layer (see :attr:`class_axis`).
-        """
-        xp = self.target.xp
-        inputs, z = forward(xp, params, X, activation, self.wiring)
-        if self.layout == "side by side":
-            z = xp.reshape(z, (X.shape[0], self.sizes[0][-1], self.K))
-        return inputs, z
-
-    @property
-    def class_axis(self) -> int:
-        return -2 if self.layout == "side by side" else -1
-
-    def _targets(self, Y: Any) -> Any:
-        return Y[:, :, None] if self.layout == "side by side" else Y
+    def targets(self, Y: Any) -> Any:
+        """The one-hot labels, shaped to broadcast against :meth:`logits`."""
+        return Y
 
     def gradients(self, params: list, X: Any, Y: Any, activation: str, l2: Any) -> list:
         xp = self.target.xp
         inputs, z = self.logits(params, X, activation)
-        delta = out_activation(xp, "softmax", z, self.class_axis) - self._targets(Y)
-        if self.layout == "side by side":
-            delta = xp.reshape(delta, (X.shape[0], -1))
-        return backprop(xp, params, inputs, delta, activation, l2, self.wiring)
+        delta = out_activation(xp, "softmax", z, self.class_axis) - self.targets(Y)
+        return backprop(xp, params, inputs, self.output_layer(delta), activation, l2, self.wiring)
+
+    def output_layer(self, delta: Any) -> Any:
+        """Errors shaped like :meth:`logits`, back in the output layer's shape."""
+        return delta
 
     def mean_losses(self, params: list, X: Any, Y: Any, activation: str, l2: Any) -> Any:
         """Each model's mean loss (K,); NaN for a model with non-finite parameters."""
+        raise NotImplementedError
+
+
+class _Stacked(_Layout):
+    """Models on a leading axis, narrower ones padded to the widest (``padded``)."""
+
+    def __init__(self, sizes: list[tuple[int, ...]], target: _backends.Target, dtype: Any) -> None:
+        super().__init__(sizes, target, dtype)
+        self.widest = [max(s[layer] for s in sizes) for layer in range(self.depth + 1)]
+        if len(set(sizes)) > 1:  # 1 for each model's own units, 0 for its padding
+            masks = []
+            for layer in range(1, self.depth):
+                own = np.array([s[layer] for s in sizes])[:, None]
+                mask = np.arange(self.widest[layer])[None, :] < own
+                masks.append(target.asarray(mask.astype(float)[:, None, :], dtype))
+            self.wiring = Wiring(unit_masks=masks)
+
+    def pack(self, models):
+        layers = []
+        for layer in range(self.depth):
+            W = np.zeros((self.K, self.widest[layer], self.widest[layer + 1]))
+            b = np.zeros((self.K, 1, self.widest[layer + 1]))
+            for k, params in enumerate(models):
+                fan_in, fan_out = params[layer][0].shape
+                W[k, :fan_in, :fan_out] = params[layer][0]
+                b[k, 0, :fan_out] = params[layer][1]
+            layers.append((W, b))
+        return _train.to_target(self.target, layers, self.dtype)
+
+    def per_model(self, values):
+        return self.target.asarray(np.asarray(values, dtype=float)[:, None, None], self.dtype)
+
+    def _model_arrays(self, params, k):
+        sizes = self.sizes[k]
+        return [
+            (W[k, : sizes[layer], : sizes[layer + 1]], b[k, 0, : sizes[layer + 1]])
+            for layer, (W, b) in enumerate(params)
+        ]
+
+    def mean_losses(self, params, X, Y, activation, l2):
+        terms = dict(activation=activation, output="softmax", l2=l2, wiring=self.wiring)
+        return objective(self.target.xp, params, X, Y, **terms) / X.shape[0]
+
+
+class _SideBySide(_Layout):
+    """Models side by side in one wide network with block-diagonal weights.
+
+    Each model's columns in each layer: a range of each hidden layer, and in the
+    output layer every K-th column from k (class-major: column c*K + k is class c
+    of model k), so that the outputs reshape for free to (n, classes, K) and the
+    softmax reduces over a middle axis, which NumPy does far faster than over a
+    last axis of two classes.
+    """
+
+    class_axis = -2
+
+    def __init__(self, sizes: list[tuple[int, ...]], target: _backends.Target, dtype: Any) -> None:
+        super().__init__(sizes, target, dtype)
+        self.columns = []
+        for layer in range(1, self.depth):
+            ends = np.cumsum([s[layer] for s in sizes])
+            self.columns.append([slice(int(e) - s[layer], int(e)) for e, s in zip(ends, sizes)])
+        self.columns.append([slice(k, None, self.K) for k in range(self.K)])
+        self.owners = []
+        for layer, columns in enumerate(self.columns, start=1):
+            owner = np.empty(sum(s[layer] for s in sizes), dtype=int)
+            for k, cols in enumerate(columns):
+                owner[cols] = k
+            self.owners.append(owner)
+        # owner_onehot[l][j, k]: column j of layer l belongs to model k
+        self.owner_onehot = [
+            target.asarray((o[:, None] == np.arange(self.K)[None, :]).astype(float), dtype)
+            for o in self.owners
+        ]
+        blocks = [None] + [
+            target.asarray(self.owners[layer - 1][:, None] == self.owners[layer][None, :])
+            for layer in range(1, self.depth)
+        ]
+        self.wiring = Wiring(blocks=blocks)
+
+    def _rows(self, layer: int, k: int) -> slice:
+        return self.columns[layer - 1][k] if layer else slice(None)
+
+    def pack(self, models):
+        layers = []
+        for layer in range(self.depth):
+            fan_in = len(self.owners[layer - 1]) if layer else self.sizes[0][0]
+            W = np.zeros((fan_in, len(self.owners[layer])))
+            b = np.zeros((1, len(self.owners[layer])))
+            for k, params in enumerate(models):
+                W[self._rows(layer, k), self.columns[layer][k]] = params[layer][0]
+                b[0, self.columns[layer][k]] = params[layer][1]
+            layers.append((W, b))
+        return _train.to_target(self.target, layers, self.dtype)
+
+    def per_model(self, values):
+        v = np.asarray(values, dtype=float)
+        return [self.target.asarray(v[owners][None, :], self.dtype) for owners in self.owners]
+
+    def _model_arrays(self, params, k):
+        return [
+            (W[self._rows(layer, k), self.columns[layer][k]], b[0, self.columns[layer][k]])
+            for layer, (W, b) in enumerate(params)
+        ]
+
+    def logits(self, params, X, activation):
+        inputs, z = super().logits(params, X, activation)
+        return inputs, self.target.xp.reshape(z, (X.shape[0], self.sizes[0][-1], self.K))
+
+    def targets(self, Y):
+        return Y[:, :, None]
+
+    def output_layer(self, delta):
+        return self.target.xp.reshape(delta, (delta.shape[0], -1))
+
+    def mean_losses(self, params, X, Y, activation, l2):
         xp = self.target.xp
-        if self.layout != "side by side":
-            terms = dict(activation=activation, output="softmax", l2=l2, wiring=self.wiring)
-            return objective(xp, params, X, Y, **terms) / X.shape[0]
         _, z = self.logits(params, X, activation)
-        per_sample = sample_losses(xp, "softmax", z, self._targets(Y), self.class_axis)
+        per_sample = sample_losses(xp, "softmax", z, self.targets(Y), self.class_axis)
         losses = xp.sum(per_sample, axis=0)
         # Per column, then per model: a model's non-finite weights must not reach the
         # others' sums through 0 * nan, so they are counted apart.
@@ -413,10 +488,13 @@ class _Stack:
         for (W, b), c, onehot in zip(params, l2, self.owner_onehot, strict=True):
             column = xp.sum(c * (W * W), axis=-2)
             broken = ~(xp.isfinite(column) & xp.isfinite(b[0, :]))
-            squares = squares + xp.where(broken, xp.zeros_like(column), column) @ onehot
+            squares = squares + xp.where(broken, 0.0, column) @ onehot
             bad = bad + xp.astype(broken, column.dtype) @ onehot
         total = (losses + 0.5 * squares) / X.shape[0]
-        return xp.where(bad > 0, xp.full_like(total, math.nan), total)
+        return xp.where(bad > 0, math.nan, total)
+
+
+_LAYOUT_CLASSES = {"stacked": _Stacked, "padded": _Stacked, "side by side": _SideBySide}
 
 
 # -- training ----------------------------------------------------------------------------------
@@ -460,7 +538,7 @@ def _train_stack(
     target, dtype = data.target, data.dtype
     first = settings[0]
     activation = first["activation"]
-    stack = _Stack(layout, [_sizes(data, s) for s in settings], target, dtype)
+    stack = _LAYOUT_CLASSES[layout]([_sizes(data, s) for s in settings], target, dtype)
     params = stack.pack([_train.init_article(_sizes(data, s), s["seed"]) for s in settings])
     l2 = stack.per_model([s["l2"] for s in settings])
     optimizer = SGD(stack.per_model([s["lr"] for s in settings]))
@@ -483,8 +561,10 @@ def _train_stack(
     with target.quiet():  # a diverging model is reported in its row, not by NumPy
         state = _train.run(state, problem, rules, observe)
 
+    with target.activate():
+        unpacked = stack.unpack(state.params)
     models, diverged = [], []
-    for k, (pairs, s) in enumerate(zip(stack.unpack(state.params), settings, strict=True)):
+    for k, (pairs, s) in enumerate(zip(unpacked, settings, strict=True)):
         at = int(state.diverged[k])
         curve = [(i, float(loss[k])) for i, loss in state.history if at < 0 or i <= at]
         models.append(
@@ -514,7 +594,9 @@ def _row(data: Prepared, model: Model, settings: dict, diverged_at: int | None, 
 def _accuracy(model: Model, X: Any, Y: Any) -> float:
     """Training accuracy against the one-hot labels already on the device."""
     index = _backends.to_host(model._class_index(model._outputs(X)))
-    return float(np.mean(index == _backends.to_host(model._target.xp.argmax(Y, axis=-1))))
+    with model._target.activate():
+        labels = model._target.xp.argmax(Y, axis=-1)
+    return float(np.mean(index == _backends.to_host(labels)))
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -661,10 +743,10 @@ class ModelGrid(Sequence):
         models = self._models if reduce is None else self._working()
         X = _validation.check_X(X, n_features=models[0].n_features_in_)
         here = _backends.target_of(X)
-        probas = here.xp.stack(
-            [follow(m._proba(m._outputs(X)), X, keep_float=True) for m in models]
-        )
-        return probas if reduce is None else here.xp.mean(probas, axis=0)
+        each = [follow(m._proba(m._outputs(X)), X, keep_float=True) for m in models]
+        with here.activate():
+            probas = here.xp.stack(each)
+            return probas if reduce is None else here.xp.mean(probas, axis=0)
 
     def predict(self, X: Any, reduce: str = "vote") -> Any:
         """The ensemble's labels: a majority vote, or the class of the mean probability.
@@ -690,12 +772,13 @@ class ModelGrid(Sequence):
         here = _backends.target_of(X)
         xp = here.xp
         if reduce == "mean":
-            index = xp.argmax(self.predict_proba(X, reduce="mean"), axis=-1)
+            mean = self.predict_proba(X, reduce="mean")
+            with here.activate():
+                index = xp.argmax(mean, axis=-1)
         else:
-            classes = xp.arange(len(first.classes_), device=here.device)
-            votes = 0
-            for m in models:
-                index = here.asarray(m._class_index(m._outputs(X)))
-                votes = votes + xp.astype(index[:, None] == classes[None, :], xp.int32)
-            index = xp.argmax(votes, axis=-1)
+            each = [here.asarray(m._class_index(m._outputs(X))) for m in models]
+            with here.activate():
+                classes = xp.arange(len(first.classes_), device=here.device)
+                votes = sum(xp.astype(i[:, None] == classes[None, :], xp.int32) for i in each)
+                index = xp.argmax(votes, axis=-1)  # ties: the first class
         return first._labels(index, X)
