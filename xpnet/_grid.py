@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple, overload
 
@@ -309,7 +310,7 @@ def _layouts(forced: str | None, footprint: _Footprint) -> tuple[str, ...]:
 
 
 # -- layouts ---------------------------------------------------------------------------------
-class _Layout:
+class _Layout(ABC):
     """K models of one depth as one set of arrays: packing, math and unpacking."""
 
     #: The axis of the classes in the output pre-activations.
@@ -320,16 +321,17 @@ class _Layout:
         self.K, self.depth = len(sizes), len(sizes[0]) - 1
         self.wiring: Wiring | None = None
 
+    @abstractmethod
     def pack(self, models: list[list[tuple[np.ndarray, np.ndarray]]]) -> list:
         """Each model's host ``(W, b)`` pairs as the stack's parameters, on the target."""
-        raise NotImplementedError
 
+    @abstractmethod
     def per_model(self, values: Sequence[float]) -> Any:
         """One value per model, shaped to scale each layer's ``W`` and ``b``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _model_arrays(self, params: list, k: int) -> list[tuple[Any, Any]]:
-        raise NotImplementedError
+        """Model ``k``'s ``(W, b)`` pairs as views into the stack."""
 
     def unpack(self, params: list) -> list[list]:
         """Each model's ``(W, b)`` pairs, copied out of the stack on the target."""
@@ -360,9 +362,9 @@ class _Layout:
         """Errors shaped like :meth:`logits`, back in the output layer's shape."""
         return delta
 
+    @abstractmethod
     def mean_losses(self, params: list, X: Any, Y: Any, activation: str, l2: Any) -> Any:
         """Each model's mean loss (K,); NaN for a model with non-finite parameters."""
-        raise NotImplementedError
 
 
 class _Stacked(_Layout):
