@@ -1,6 +1,7 @@
 """Time xpnet.fit_many against sequential xpnet.fit calls, each side in a fresh process.
 
 Run:  python benchmarks/bench_grid.py [--repeats 3] [--epochs 20000] [--backend numpy]
+                                      [--only sweep|hundred|thousand]
 
 Workloads (make_moons(200, noise=0.20, random_state=0), the article's lr and l2):
 
@@ -89,6 +90,9 @@ def main() -> None:
     parser.add_argument("--epochs-hundred", type=int, default=2000, help="passes of the 100")
     parser.add_argument("--backend", default="numpy")
     parser.add_argument("--thousand", action="store_true", help="1000 models vs one (GPU)")
+    parser.add_argument(
+        "--only", choices=("sweep", "hundred", "thousand"), help="time this workload alone"
+    )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -100,8 +104,10 @@ def main() -> None:
         ("sweep", args.epochs, ["sequential", "fit_many", "padded", "side by side"]),
         ("hundred", args.epochs_hundred, ["sequential", "fit_many", "padded", "side by side"]),
     ]
-    if args.thousand:
+    if args.thousand or args.only == "thousand":
         plans.append(("thousand", args.epochs, ["one", "fit_many"]))
+    if args.only is not None:
+        plans = [p for p in plans if p[0] == args.only]
     print(f"backend {args.backend}; medians of {args.repeats} fresh processes per figure")
     for workload, epochs, sides in plans:
         times: dict[str, list[float]] = {side: [] for side in sides}
