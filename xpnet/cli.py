@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import _backends, _fit, _grid
+from . import _backends  # light; training, data and plotting modules load in their subcommands
 
 #: The article's settings, the defaults of demo and sweep.
 DEFAULTS = dict(backend="auto", epochs=20000, samples=200, noise=0.20, seed=0, lr=0.01, l2=0.01)
@@ -143,6 +143,8 @@ def _moons(args: argparse.Namespace, random_state: int) -> tuple[Any, Any]:
 
 
 def _train(args: argparse.Namespace, X: Any, y: Any, hidden: int, callback: Any = None) -> Any:
+    from . import _fit
+
     return _fit.fit(
         X, y, hidden=hidden, epochs=args.epochs, lr=args.lr, l2=args.l2, seed=args.seed,
         backend=args.backend, verbose=not args.quiet, callback=callback,
@@ -200,6 +202,8 @@ def _sweep(args: argparse.Namespace) -> int:
         f"random_state={args.seed}), held out: random_state={args.seed + 1}, "
         f"{args.epochs} passes"
     )
+    from . import _grid
+
     start = time.perf_counter()
     grid = _grid.fit_many(
         X, y, hidden=list(args.hidden), epochs=args.epochs, lr=args.lr, l2=args.l2,

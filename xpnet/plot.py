@@ -20,14 +20,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _backends, _validation
+from ._grid import ModelGrid, fit_many
 from ._model import Model
 
 if TYPE_CHECKING:  # only for annotations; matplotlib is imported on use
     from matplotlib.axes import Axes
     from matplotlib.colors import Colormap, Normalize
     from matplotlib.figure import Figure
-
-    from ._grid import ModelGrid
 
 __all__ = ["data", "decision_boundary", "loss_curve", "sweep"]
 
@@ -421,8 +420,6 @@ def sweep(
     >>> fig = xpnet.plot.sweep([1, 2, 3, 4, 5, 20, 50], X, y, fit={"epochs": 2000})
     >>> fig.savefig("sweep.png")  # doctest: +SKIP
     """
-    from ._grid import ModelGrid, fit_many  # here: xpnet/__init__ imports this module first
-
     items, trained = _sweep_items(models)
     if trained and fit is not None:
         raise ValueError(
