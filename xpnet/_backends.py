@@ -98,6 +98,32 @@ class _Adapter:
     def to_host(self, x: Any) -> np.ndarray:
         return np.asarray(x)
 
+    # -- DLPack: between libraries on one device, without the host in between --------------
+    def lends(self, x: Any) -> bool:
+        """Whether array ``x`` of this library may be handed to another through DLPack.
+
+        Only arrays that every importer takes safely: read-only ones stay home (DLPack
+        before 1.0 cannot say "read-only", and torch has no read-only tensors), and so
+        do negative strides (torch aborts the process on them).
+        """
+        return False
+
+    def dlpack_device(self, device: Any) -> tuple[int, int] | None:
+        """DLPack's ``(device type, index)`` of ``device``; None where no import is done."""
+        key = (self.name, str(device))
+        if key not in _DLPACK_DEVICES:
+            try:  # ask an array made there: the library's own answer, ROCm and MPS included
+                found = _dlpack_device_of(self.from_host(np.zeros(1, np.float32), device))
+            except Exception:
+                found = None
+            _DLPACK_DEVICES[key] = found
+        return _DLPACK_DEVICES[key]
+
+    def from_dlpack(self, x: Any, device: Any) -> Any:
+        """``x`` (another library's array, on ``device``) as this library's, sharing memory
+        where the library can; raises when it cannot (the caller then goes by the host)."""
+        raise BufferError(f"{self.name} takes no arrays through DLPack here")
+
     def has_float64(self, device: Any) -> bool:
         return True
 
@@ -108,6 +134,37 @@ class _Adapter:
     def jit(self, fn: Callable) -> Callable:
         """Compile a pure function of arrays, where the library can."""
         return fn
+
+    def repeat(self, body: Callable) -> Callable:
+        """``run(carry, m, *args)``: ``carry = body(carry, *args)`` done ``m`` times, as one call.
+
+        Libraries that compile a loop (JAX) run it without returning to Python
+        between iterations; elsewhere it is a plain loop, which still spares the
+        caller's bookkeeping per iteration.
+        """
+
+        def run(carry: Any, m: int, *args: Any) -> Any:
+            for _ in range(m):
+                carry = body(carry, *args)
+            return carry
+
+        return run
+
+    def compiles_loops(self) -> bool:
+        """Whether :meth:`repeat` compiles the loop (then it wants the uncompiled body)."""
+        return False
+
+    def sized(self, device: Any, elements: int) -> contextlib.AbstractContextManager:
+        """A context for work of about ``elements`` per operation (threads, for one)."""
+        return contextlib.nullcontext()
+
+    def native_step(self, portable: Callable, *config: Any) -> Callable | None:
+        """A library-specific training step equal to ``portable``, or None.
+
+        ``config`` is ``(optimizer, activation, output, l2, mean_gradients)``
+        as for :func:`xpnet._train.step_for`.
+        """
+        return None
 
     def free_memory(self, device: Any) -> int | None:
         """Free bytes on ``device`` when it is an accelerator and says so; else None."""
@@ -132,8 +189,19 @@ class _NumPy(_Adapter):
     def owns(self, x: Any) -> bool:
         return array_api_compat.is_numpy_array(x)
 
+    def native_step(self, portable: Callable, *config: Any) -> Callable | None:
+        from . import _native
+
+        return _native.step("numpy", self.namespace(), *config, portable=portable)
+
     def from_host(self, a: np.ndarray, device: Any) -> Any:
         return np.asarray(a)
+
+    def lends(self, x: Any) -> bool:
+        return bool(x.flags.writeable) and _no_negative_strides(x)
+
+    def from_dlpack(self, x: Any, device: Any) -> Any:
+        return np.from_dlpack(x)
 
 
 class _CuPy(_Adapter):
@@ -175,6 +243,14 @@ class _CuPy(_Adapter):
         with self.activate(device):
             return cupy.asarray(a)
 
+    def lends(self, x: Any) -> bool:
+        return _no_negative_strides(x)
+
+    def from_dlpack(self, x: Any, device: Any) -> Any:
+        cupy = self.load()
+        with self.activate(device):  # the importer's current stream waits for the producer's
+            return cupy.from_dlpack(x)
+
     def to_host(self, x: Any) -> np.ndarray:
         return x.get()
 
@@ -187,6 +263,23 @@ class _CuPy(_Adapter):
 
     def on_host(self, device: Any) -> bool:
         return False
+
+
+#: Work per operation (elements) below which a CPU library is better off on one thread.
+_SMALL = 32768
+
+
+@contextlib.contextmanager
+def _torch_threads(torch: ModuleType, n: int) -> Any:
+    before = torch.get_num_threads()
+    if before == n:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class _Torch(_Adapter):
@@ -202,6 +295,18 @@ class _Torch(_Adapter):
 
     def owns(self, x: Any) -> bool:
         return array_api_compat.is_torch_array(x)
+
+    def native_step(self, portable: Callable, *config: Any) -> Callable | None:
+        from . import _native
+
+        return _native.step("torch", self.namespace(), *config, portable=portable)
+
+    def sized(self, device: Any, elements: int) -> contextlib.AbstractContextManager:
+        # On the CPU, torch spreads even a 200 x 3 product over its threads, and waking
+        # them costs several times the product (27 us against 6 us for one thread).
+        if not self.on_host(device) or elements >= _SMALL:
+            return contextlib.nullcontext()
+        return _torch_threads(self.load(), 1)
 
     def device(self, requested: Any) -> Any:
         torch = self.load()
@@ -224,7 +329,21 @@ class _Torch(_Adapter):
 
     def from_host(self, a: np.ndarray, device: Any) -> Any:
         torch = self.load()
+        if not _no_negative_strides(a):
+            a = np.ascontiguousarray(a)  # torch refuses negative strides
+        elif not a.flags.writeable:
+            # torch would share the buffer as a writable tensor (and warn): copy it
+            return torch.asarray(a, device=device, copy=True)
         return torch.asarray(a, device=device)
+
+    def lends(self, x: Any) -> bool:
+        return True  # tensors have no negative strides; one that requires grad refuses itself
+
+    def from_dlpack(self, x: Any, device: Any) -> Any:
+        arr = self.load().from_dlpack(x)
+        if arr.device != device:
+            raise BufferError(f"DLPack put the tensor on {arr.device}, not {device}")
+        return arr
 
     def to_host(self, x: Any) -> np.ndarray:
         return x.detach().cpu().resolve_conj().numpy()
@@ -270,6 +389,15 @@ class _Jax(_Adapter):
         jax = self.load()
         return jax.device_put(a, device)
 
+    def lends(self, x: Any) -> bool:
+        return True  # immutable, compact
+
+    def from_dlpack(self, x: Any, device: Any) -> Any:
+        # Shares the buffer when it is aligned as XLA wants (64 bytes on the CPU), else copies;
+        # refuses strides that are not a permutation of a compact layout.  64-bit types
+        # become 32-bit ones without jax_enable_x64, as with device_put.
+        return importlib.import_module("jax.dlpack").from_dlpack(x, device=device)
+
     def namespace(self) -> ModuleType:
         return importlib.import_module("jax.numpy")  # compliant as it stands
 
@@ -278,6 +406,17 @@ class _Jax(_Adapter):
 
     def jit(self, fn: Callable) -> Callable:
         return self.load().jit(fn)
+
+    def repeat(self, body: Callable) -> Callable:
+        jax = self.load()
+
+        def run(carry, m, *args):
+            return jax.lax.fori_loop(0, m, lambda _, c: body(c, *args), carry)
+
+        return jax.jit(run)  # m is traced: one compilation serves every run length
+
+    def compiles_loops(self) -> bool:
+        return True
 
     def on_host(self, device: Any) -> bool:
         return getattr(device, "platform", "cpu") == "cpu"
@@ -321,11 +460,27 @@ class _ArrayApiStrict(_Adapter):
         xps = self.load()
         return np.asarray(x.to_device(xps.__array_namespace_info__().default_device()))
 
+    def dlpack_device(self, device: Any) -> tuple[int, int] | None:
+        return None  # it checks the standard, not speed: its arrays come and go by the host
+
     def has_float64(self, device: Any) -> bool:
         return "float64" in self.load().__array_namespace_info__().dtypes(device=device)
 
     def quiet(self) -> contextlib.AbstractContextManager:
         return _NumPy().quiet()  # its arrays compute with NumPy
+
+
+#: ``(backend name, str(device))`` to that device's DLPack ``(type, index)``, or None.
+_DLPACK_DEVICES: dict[tuple[str, str], tuple[int, int] | None] = {}
+
+
+def _dlpack_device_of(x: Any) -> tuple[int, int]:
+    kind, index = x.__dlpack_device__()
+    return int(kind), int(index)
+
+
+def _no_negative_strides(x: Any) -> bool:
+    return all(s >= 0 for s in x.strides)
 
 
 _ADAPTERS: dict[str, _Adapter] = {
@@ -401,17 +556,56 @@ class Target:
         return self.adapter.host_sparse
 
     def asarray(self, x: Any, dtype: Any = None) -> Any:
-        """``x`` (from any backend, or a list) as an array here, cast to ``dtype``."""
-        if adapter_of(x) is self.adapter and same_device(device_of(x), self.device):
+        """``x`` (from any backend, or a list) as an array here, cast to ``dtype``.
+
+        An array already here is used as it is.  Another library's array on this
+        device comes through DLPack, sharing its memory where the two libraries can
+        (NumPy, torch and JAX on the CPU; CuPy and torch on one GPU); the rest goes by
+        host NumPy: other devices, lists, arrays DLPack refuses.  The result may thus
+        share memory with ``x``: xpnet never writes into it.
+        """
+        source = adapter_of(x)
+        if source is self.adapter and same_device(device_of(x), self.device):
             arr = x
         else:
-            arr = self.adapter.from_host(to_host(x), self.device)
+            arr = self._through_dlpack(x, source)
+            if arr is None:
+                arr = self.adapter.from_host(to_host(x), self.device)
         if dtype is not None and arr.dtype != dtype:
             arr = self.xp.astype(arr, dtype)
         return arr
 
+    def _through_dlpack(self, x: Any, source: _Adapter | None) -> Any:
+        """``x`` imported through DLPack when it sits on this device; None otherwise."""
+        if source is None or source is self.adapter or not source.lends(x):
+            return None
+        here = self.adapter.dlpack_device(self.device)
+        if here is None:
+            return None
+        try:
+            if _dlpack_device_of(x) != here:
+                return None  # another device: the host path moves it
+            return self.adapter.from_dlpack(x, self.device)
+        except Exception:  # BufferError, TypeError, RuntimeError, JAX's errors: refused
+            return None
+
     def jit(self, fn: Callable) -> Callable:
         return self.adapter.jit(fn)
+
+    def repeat(self, body: Callable) -> Callable:
+        """``run(carry, m, *args)``: ``body`` applied ``m`` times, as one loop where possible."""
+        return self.adapter.repeat(body)
+
+    def compiles_loops(self) -> bool:
+        return self.adapter.compiles_loops()
+
+    def sized(self, elements: int) -> contextlib.AbstractContextManager:
+        """A context for training whose operations each touch about ``elements`` values."""
+        return self.adapter.sized(self.device, elements)
+
+    def native_step(self, portable: Callable, *config: Any) -> Callable | None:
+        """A step specific to this library, equal to ``portable``; None if there is none."""
+        return self.adapter.native_step(portable, *config)
 
 
 def _target(name: str, requested_device: Any) -> Target:

@@ -187,6 +187,9 @@ def fit(
             target, optimizer, settings["activation"], "softmax", settings["l2"], False
         ),
         evaluate=lambda params: float(_backends.to_host(loss(params, data.Xt, data.Y))),
+        repeat=_train.repeat_for(
+            target, optimizer, settings["activation"], "softmax", settings["l2"]
+        ),
     )
     rules = _train.Rules(
         epochs=settings["epochs"], log_every=settings["log_every"], divergence="raise"

@@ -557,6 +557,7 @@ def _train_stack(
         optimizer=optimizer,
         step=target.jit(step),
         evaluate=lambda params: _backends.to_host(losses(params, data.Xt, data.Y)).astype(float),
+        repeat=_train.repeat(target, step if target.compiles_loops() else target.jit(step)),
     )
     rules = _train.Rules(epochs=first["epochs"], log_every=first["log_every"], divergence="mark")
     state = _train.start(params, optimizer, xp, n_models=len(settings))

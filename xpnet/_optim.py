@@ -8,6 +8,7 @@ An optimizer is an immutable set of constants with:
 * ``update(xp, params, grads, slots, lr) -> (params, slots)``: the device
   work of one update, pure, so it can be compiled (it reads only constants);
 * ``advance(state, lr, slots) -> OptState``: the state after that update;
+* ``fixed_rate()``: whether the step size never changes but on a plateau;
 * ``epoch_end(state, samples_seen)`` and ``plateau(state)``: the schedule's
   reaction to the end of an epoch and to a plateau of the monitored loss.
 
@@ -85,6 +86,13 @@ class SGD:
     def step_size(self, state: OptState) -> Any:
         return state.learning_rate
 
+    def fixed_rate(self) -> bool:
+        """Whether the step size stays put from step to step and epoch to epoch.
+
+        Then a run of epochs without a plateau check is one step size, repeated.
+        """
+        return self.schedule != "invscaling"
+
     def update(self, xp: Any, params: Pairs, grads: Pairs, slots: Any, lr: Any) -> tuple:
         rates = _scaled(lr, len(params))
         if slots is None:
@@ -152,6 +160,9 @@ class Adam:
     def step_size(self, state: OptState) -> float:
         t = state.count + 1
         return self.learning_rate_init * math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+
+    def fixed_rate(self) -> bool:
+        return False  # the bias correction changes the step size at every step
 
     def update(self, xp: Any, params: Pairs, grads: Pairs, slots: Any, lr: Any) -> tuple:
         b1, b2, eps = self.beta_1, self.beta_2, self.epsilon

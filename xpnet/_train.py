@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -27,6 +28,8 @@ from ._validation import is_sparse
 
 # A step: (params, slots, X, Y, sample_weight, lr) -> (params, slots, batch loss or None).
 Step = Callable[..., tuple[list, Any, Any]]
+# Repeated steps: (params, slots, X, Y, sample_weight, lr, m) -> (params, slots) after m steps.
+Repeat = Callable[..., tuple[list, Any]]
 # An observer: (event, state, detail) for "epoch" (detail: the recorded loss or None),
 # "validation" (the score) and "plateau" (scikit-learn's message).  Observers never change
 # the state.
@@ -186,6 +189,11 @@ class Data(NamedTuple):
     def n(self) -> int:
         return self.Y.shape[0]
 
+    def whole(self, shuffle: Shuffle | None) -> bool:
+        """Whether every epoch is one batch of all the rows, in order, without weights."""
+        plain = shuffle is None and self.sample_weight is None and not is_sparse(self.X)
+        return plain and self.batch_size >= self.n
+
     def epoch(self, shuffle: Shuffle | None) -> tuple[Shuffle | None, Iterator]:
         """The next shuffle state and the epoch's ``(X, Y, sample_weight, size)`` batches."""
         if shuffle is not None:
@@ -242,13 +250,50 @@ def step_for(
     returns the batch's mean reported loss; otherwise (the article's rule) the
     gradient is used as is and the loss is None.
     """
-    key = (
+    key = _step_key(target, optimizer, activation, output, l2, mean_gradients)
+    if key not in COMPILED:
+        portable = _make_step(target.xp, optimizer, key)
+        native = target.native_step(
+            portable, optimizer, activation, output, float(l2), mean_gradients
+        )
+        remember(key, native if native is not None else target.jit(portable))
+    return COMPILED[key]
+
+
+def repeat_for(
+    target: _backends.Target, optimizer: Optimizer, activation: str, output: str, l2: float
+) -> Repeat:
+    """Many passes of the article's full-batch step as one call (see :class:`Problem`).
+
+    Compiled as one loop where the backend can (JAX), else a plain loop over
+    the step of :func:`step_for`; kept per configuration, as the steps are.
+    """
+    key = ("repeat", *_step_key(target, optimizer, activation, output, l2, False))
+    if key not in COMPILED:
+        one = step_for(target, optimizer, activation, output, l2, False)
+        if target.compiles_loops():  # the loop compiles with the uncompiled step inside
+            remember(key, repeat(target, _make_step(target.xp, optimizer, key[1:])))
+        else:  # a native step may bring its own loop
+            remember(key, getattr(one, "repeat", None) or repeat(target, one))
+    return COMPILED[key]
+
+
+def repeat(target: _backends.Target, step: Step) -> Repeat:
+    """``step`` (one that returns no loss) as a :data:`Repeat`, by ``target.repeat``."""
+
+    def body(carry, X, Y, sw, lr):
+        params, slots, _ = step(*carry, X, Y, sw, lr)
+        return params, slots
+
+    loop = target.repeat(body)
+    return lambda params, slots, X, Y, sw, lr, m: loop((params, slots), m, X, Y, sw, lr)
+
+
+def _step_key(target, optimizer, activation, output, l2, mean_gradients) -> tuple:
+    return (
         target.name, str(target.device), activation, output, float(l2), mean_gradients,
         optimizer.rule(),
     )  # fmt: skip
-    if key not in COMPILED:
-        remember(key, target.jit(_make_step(target.xp, optimizer, key)))
-    return COMPILED[key]
 
 
 #: Compiled steps and losses, by configuration; the oldest go first past 64.
@@ -293,7 +338,9 @@ class Problem(NamedTuple):
 
     ``evaluate(params)`` gives the loss recorded at log points when the step
     returns none (a float, or one per model as a NumPy array), and
-    ``validation_score(params)`` the early-stopping score.
+    ``validation_score(params)`` the early-stopping score.  ``repeat`` (see
+    :func:`repeat_for`), when given, runs the full-batch passes between two log
+    points as one call; it must equal ``step`` applied that many times.
     """
 
     data: Data
@@ -301,6 +348,7 @@ class Problem(NamedTuple):
     step: Step
     evaluate: Callable[[list], Any] | None = None
     validation_score: Callable[[list], float] | None = None
+    repeat: Repeat | None = None
 
 
 class Rules(NamedTuple):
@@ -355,9 +403,19 @@ def run(
     step_size, advance, n = optimizer.step_size, optimizer.advance, data.n
     last, log_every = state.epoch + rules.epochs - 1, rules.log_every
     state = state._replace(stopped=None)
+    # Passes that record nothing and meet no stop rule can run as one call.
+    runs = problem.repeat is not None and log_every is not None and rules.tol is None
+    runs = runs and not rules.one_epoch and optimizer.fixed_rate() and data.whole(state.shuffle)
+    length = 8
     try:
-        with data.target.activate():
+        with data.target.activate(), data.target.sized(_elements(state.params, data)):
             while state.stopped is None and state.epoch <= last:
+                to_log = _next_log(state.epoch, log_every, last) - state.epoch if runs else 0
+                if to_log > 0:
+                    began = time.perf_counter()
+                    state = _repeat(state, problem, min(length, to_log), observe)
+                    length = _next_length(length, time.perf_counter() - began)
+                    continue
                 shuffle, batches = data.epoch(state.shuffle)
                 if shuffle is not None:
                     state = state._replace(shuffle=shuffle)
@@ -381,6 +439,47 @@ def run(
             raise
         warnings.warn("Training interrupted by user.", stacklevel=3)
         state = state._replace(stopped="interrupted")
+    return state
+
+
+def _elements(params: list, data: Data) -> int:
+    """The size of the largest layer output of a batch, all models of a stack together."""
+    batch = min(data.batch_size, data.n)
+    return batch * max(math.prod(W.shape) // W.shape[-2] for W, _ in params)
+
+
+def _next_log(epoch: int, log_every: int, last: int) -> int:
+    """The first epoch from ``epoch`` on whose loss is recorded."""
+    return min(-(-epoch // log_every) * log_every, last)
+
+
+def _next_length(length: int, seconds: float) -> int:
+    """How many passes the next repeated call runs: about a tenth of a second's worth.
+
+    Short calls keep the progress bar moving and Ctrl-C prompt (a call is not
+    interrupted midway: its passes are lost, and the state before it stays).
+    """
+    if seconds < 0.05:
+        return length * 2
+    if seconds > 0.2 and length > 1:
+        return length // 2
+    return length
+
+
+def _repeat(state: TrainState, problem: Problem, m: int, observe: Observer | None) -> TrainState:
+    """``m`` passes that record no loss, by ``problem.repeat``: as ``m`` single passes."""
+    data, opt = problem.data, state.opt
+    lr = problem.optimizer.step_size(opt)
+    params, slots = problem.repeat(state.params, opt.slots, data.X, data.Y, None, lr, m)
+    state = state._replace(
+        params=params,
+        opt=opt._replace(count=opt.count + m, learning_rate=lr, slots=slots),
+        epoch=state.epoch + m,
+        samples=state.samples + m * data.n,
+    )
+    if observe is not None:  # the observers see every pass, after the call
+        for _ in range(m):
+            observe("epoch", state, None)
     return state
 
 

@@ -1,0 +1,200 @@
+"""The fast paths agree with the portable reference they stand in for.
+
+* A library's native step (NumPy, PyTorch: reused buffers, one flat vector)
+  against the portable step of :mod:`xpnet._network` and :mod:`xpnet._optim`.
+* A run of passes as one call (a compiled loop on JAX, a plain loop elsewhere)
+  against the same passes one by one through :func:`xpnet._train.run`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet import _backends, _optim, _train
+from xpnet._model import one_hot
+
+OPTIMIZERS = {
+    "sgd": _optim.SGD(0.05),
+    "momentum": _optim.SGD(0.05, momentum=0.9),
+    "nesterov": _optim.SGD(0.05, momentum=0.9, nesterov=True),
+    "adam": _optim.Adam(0.01),
+}
+# (output, how many columns its targets have)
+OUTPUTS = {"softmax": 3, "logistic": 2, "identity": 2}
+
+
+def _data(xb, output, n=64, dtype="float64"):
+    rs = np.random.RandomState(0)
+    X = rs.randn(n, 4)
+    target = _backends.Target(xb.name, xb.xp, xb.device)
+    dt = getattr(xb.xp, dtype)
+    if output == "softmax":
+        Y = one_hot(target, rs.randint(0, 3, n), 3, dt)
+    elif output == "logistic":
+        Y = target.asarray(rs.randint(0, 2, (n, 2)).astype(float), dt)
+    else:
+        Y = target.asarray(rs.randn(n, 2), dt)
+    return target, target.asarray(X, dt), Y, dt
+
+
+def _steps(target, optimizer, activation, output, mean_gradients):
+    """The step training uses here, and the portable reference beside it."""
+    step = _train.step_for(target, optimizer, activation, output, 0.01, mean_gradients)
+    if not hasattr(step, "portable"):
+        pytest.skip(f"{target.name} has no native step")
+    return step, step.portable
+
+
+def _host(tree):
+    return [np.array(_backends.to_host(a)) for pair in tree for a in pair]
+
+
+def _assert_close(xb, got, want, exact):
+    for g, w in zip(_host(got), _host(want), strict=True):
+        if exact:
+            np.testing.assert_array_equal(g, w)
+        else:
+            # sums taken in another order: rounding-level differences, relative to the scale
+            np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-13 * np.abs(w).max())
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+@pytest.mark.parametrize("activation", ["tanh", "logistic", "relu", "identity"])
+@pytest.mark.parametrize("output", list(OUTPUTS))
+@pytest.mark.parametrize("mean_gradients", [True, False])
+def test_native_step_equals_portable_step(xb, optimizer, activation, output, mean_gradients):
+    target, X, Y, dt = _data(xb, output)
+    opt = OPTIMIZERS[optimizer]
+    native, portable = _steps(target, opt, activation, output, mean_gradients)
+    sizes = (4, 5, 6, Y.shape[1])
+    params = _train.to_target(target, _train.init_article(sizes, 0), dt)
+    state = opt.init(xb.xp, params)
+    fast = slow = (params, state.slots)
+    # The article's rule sums the gradients over the 64 samples: a smaller step keeps the
+    # trajectory out of the chaotic regime, where any rounding difference grows.
+    lr = 0.05 if mean_gradients else 0.002
+    for _ in range(15):
+        p, s, fast_loss = native(*fast, X, Y, None, lr)
+        fast = (p, s)
+        p, s, slow_loss = portable(*slow, X, Y, None, lr)
+        slow = (p, s)
+        if mean_gradients:
+            assert float(fast_loss) == pytest.approx(float(slow_loss), rel=1e-12)
+        else:
+            assert fast_loss is None and slow_loss is None
+    # scikit-learn's rule on NumPy is the same arithmetic in the same order
+    exact = mean_gradients and xb.name == "numpy"
+    _assert_close(xb, fast[0], slow[0], exact)
+    if fast[1] is not None:
+        flat = [
+            pair for group in (fast[1] if optimizer == "adam" else (fast[1],)) for pair in group
+        ]
+        ref = [pair for group in (slow[1] if optimizer == "adam" else (slow[1],)) for pair in group]
+        _assert_close(xb, flat, ref, exact)
+
+
+def test_native_step_with_sample_weight(xb):
+    target, X, Y, dt = _data(xb, "softmax")
+    native, portable = _steps(target, OPTIMIZERS["adam"], "tanh", "softmax", True)
+    sw = target.asarray(np.random.RandomState(1).rand(X.shape[0]), dt)
+    params = _train.to_target(target, _train.init_article((4, 5, 3), 0), dt)
+    slots = OPTIMIZERS["adam"].init(xb.xp, params).slots
+    fast = native(params, slots, X, Y, sw, 0.01)
+    slow = portable(params, slots, X, Y, sw, 0.01)
+    assert float(fast[2]) == pytest.approx(float(slow[2]), rel=1e-12)
+    _assert_close(xb, fast[0], slow[0], xb.name == "numpy")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "nesterov", "adam"])
+def test_native_step_never_writes_its_inputs(xb, optimizer):
+    target, X, Y, dt = _data(xb, "softmax")
+    opt = OPTIMIZERS[optimizer]
+    native, _ = _steps(target, opt, "tanh", "softmax", True)
+    params = _train.to_target(target, _train.init_article((4, 5, 3), 0), dt)
+    slots = opt.init(xb.xp, params).slots
+    if slots is not None:  # nonzero slots, so that a write would show
+        slots = native(params, slots, X, Y, None, 0.01)[1]
+    before = copy.deepcopy((_host(params), X, Y))
+    slots_before = None if slots is None else copy.deepcopy(_backends.to_host(slots[0][0][0]))
+    for _ in range(3):
+        native(params, slots, X, Y, None, 0.01)
+        native.repeat(params, slots, X, Y, None, 0.01, 2)
+    for a, b in zip(_host(params), before[0], strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(_backends.to_host(X), _backends.to_host(before[1]))
+    if slots is not None:
+        np.testing.assert_array_equal(_backends.to_host(slots[0][0][0]), slots_before)
+
+
+def test_native_step_leaves_what_it_cannot_serve_to_the_portable_step(xb):
+    target, X, Y, dt = _data(xb, "softmax")
+    native, portable = _steps(target, OPTIMIZERS["sgd"], "tanh", "softmax", False)
+    stacked = _train.to_target(target, _train.init_article((4, 5, 3), 0), dt)
+    stacked = [(xb.xp.stack([W, W]), xb.xp.stack([b[None, :], b[None, :]])) for W, b in stacked]
+    per_model = target.asarray(np.array([0.01, 0.02]).reshape(2, 1, 1), dt)
+    fast = native(stacked, None, X, Y, None, per_model)
+    slow = portable(stacked, None, X, Y, None, per_model)
+    _assert_close(xb, fast[0], slow[0], exact=True)
+
+
+# -- runs of passes as one call ---------------------------------------------------------
+def _problem(xb, moons, repeat):
+    X, y = moons
+    target = _backends.Target(xb.name, xb.xp, xb.device)
+    dt = xb.xp.float64
+    Xt, Y = target.asarray(X, dt), one_hot(target, y, 2, dt)
+    params = _train.to_target(target, _train.init_article((2, 4, 2), 0), dt)
+    opt = _optim.SGD(0.01)
+    loss = xpnet._fit.mean_loss(target, "tanh", 0.01)
+    problem = _train.Problem(
+        data=_train.Data(target, Xt, Y, None, Xt.shape[0]),
+        optimizer=opt,
+        step=_train.step_for(target, opt, "tanh", "softmax", 0.01, False),
+        evaluate=lambda p: float(_backends.to_host(loss(p, Xt, Y))),
+        repeat=_train.repeat_for(target, opt, "tanh", "softmax", 0.01) if repeat else None,
+    )
+    return problem, _train.start(params, opt, xb.xp)
+
+
+def _run(xb, moons, repeat, epochs, log_every=10, observe=None):
+    problem, state = _problem(xb, moons, repeat)
+    rules = _train.Rules(epochs=epochs, log_every=log_every, divergence="raise")
+    return _train.run(state, problem, rules, observe)
+
+
+def test_repeated_passes_equal_single_passes(xb, moons):
+    events = []
+    fused = _run(xb, moons, True, 37, observe=lambda e, s, d: events.append((e, d)))
+    single = _run(xb, moons, False, 37)
+    assert [e for e, _ in fused.history] == [e for e, _ in single.history] == [0, 10, 20, 30, 36]
+    np.testing.assert_allclose(fused.losses, single.losses, rtol=1e-12)
+    # NumPy and the other uncompiled loops run the very same step: equal to the bit
+    exact = xb.name != "jax"
+    _assert_close(xb, fused.params, single.params, exact)
+    assert (fused.epoch, fused.samples, fused.opt.count) == (37, 37 * 200, 37)
+    assert len(events) == 37  # every pass is seen, the recorded ones with their loss
+    assert [d for _, d in events if d is not None] == fused.losses
+
+
+def test_repeated_passes_resume_from_the_state(xb, moons):
+    problem, state = _problem(xb, moons, True)
+    whole = _train.run(state, problem, _train.Rules(epochs=25, log_every=7))
+    half = _train.run(state, problem, _train.Rules(epochs=11, log_every=7))
+    rest = _train.run(half, problem, _train.Rules(epochs=14, log_every=7))
+    # the log points follow the epoch count, the 11-epoch run adding its last (10)
+    assert [e for e, _ in rest.history] == [0, 7, 10, 14, 21, 24]
+    assert [e for e, _ in whole.history] == [0, 7, 14, 21, 24]
+    _assert_close(xb, rest.params, whole.params, xb.name != "jax")
+
+
+def test_fit_callback_sees_every_recorded_pass(xb, moons):
+    X, y = moons
+    seen = []
+    model = xpnet.fit(
+        xb.asarray(X), y, epochs=2500, log_every=500, callback=lambda i, loss: seen.append(i)
+    )
+    assert seen == [0, 500, 1000, 1500, 2000, 2499] == [i for i, _ in model.loss_curve]

@@ -1,0 +1,577 @@
+"""Fast paths: the training step of one network, with reused buffers, for NumPy and PyTorch.
+
+The portable step (:mod:`xpnet._network` and :mod:`xpnet._optim` on any Array
+API namespace) allocates a fresh array for every intermediate and updates each
+weight matrix and bias on its own.  On a CPU that costs as much as the
+arithmetic: on the article's tiny network each call is microseconds of
+overhead, and on wide layers each temporary is a trip through memory.  This
+step does the same arithmetic with three changes:
+
+* intermediates of a batch's size are written into buffers kept between steps
+  (``tanh(a, out=a)``);
+* parameters, gradients and optimizer slots live in one flat vector each, so
+  the L2 term and the update are a few operations on the whole vector;
+* on NumPy, sums over a handful of classes are taken column by column, since
+  its reductions over a short axis are slow; and under the article's rule,
+  each layer's input carries a column of ones and its weights the bias as an
+  extra row (the flat vector already holds ``W`` then ``b``, which is that
+  matrix), so that ``[a, 1] @ [W; b]`` is the layer with its bias, and
+  ``[a, 1].T @ delta`` gives both gradients in one product.  Those inputs are
+  kept in column-major order, where the leading columns are one contiguous
+  block and the transposed products need no copy.
+
+The first two change no number.  The last rounds the article's bias terms
+differently (sums in another order), so its results agree with the portable
+step to rounding, as any two backends do; under scikit-learn's rule (mean
+gradients) the step equals the portable one bit for bit on NumPy, as the
+drop-ins equal scikit-learn's.  The tests hold the two together.
+
+The caller's parameters and slots are never written: each step copies them
+into a new flat vector and returns views of it, so the training state stays
+plain data that can be kept as a snapshot.  Buffers are per thread, so
+concurrent fits do not share them.
+
+The step is written once against a small table of in-place kernels per
+library (:class:`Kernels`); only :mod:`xpnet._backends` hands it out, and the
+portable step stays the reference.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ._network import penalty
+
+#: Below this many classes, sums and maxima over them go column by column (same rounding).
+_FEW = 8
+
+
+class Kernels(NamedTuple):
+    """One library's in-place operations, as the step needs them.
+
+    Elementwise functions take ``out``; ``reduce_last(name, z, out)`` takes
+    the maximum or sum over the last axis keeping it; ``sum_rows(delta, out)``
+    sums the rows of ``delta``.  ``augment`` says whether the article's rule
+    runs on inputs with a column of ones (see the module's docstring).
+    """
+
+    owns: Callable[[Any], bool]
+    key: Callable[[Any], tuple]  # what buffers depend on besides shapes: dtype, device
+    empty: Callable[[tuple, Any], Any]  # (shape, like)
+    ones_column: Callable[[int, int, Any], Any]  # (n, width, like): [empty, 1], column-major
+    augment: bool
+    eps: Callable[[Any], float]
+    matmul: Callable
+    add: Callable
+    subtract: Callable
+    multiply: Callable
+    divide: Callable
+    maximum: Callable
+    one_minus: Callable  # (x, out): 1 - x
+    tanh: Callable
+    exp: Callable
+    log: Callable
+    sqrt: Callable
+    negative: Callable
+    clip: Callable  # (x, low, high, out)
+    reduce_last: Callable
+    sum_rows: Callable
+    sum_last: Callable  # (x): the sum over the last axis, a new array
+    mean_last: Callable
+    total: Callable  # (x): the sum of all, a 0-d array
+
+
+def _numpy_kernels() -> Kernels:
+    def reduce_last(name, z, out):
+        # NumPy's reductions over a short last axis are slow; below 8 columns NumPy also
+        # sums one column after the other, so going column by column rounds as it does.
+        ufunc = np.maximum if name == "max" else np.add
+        n_columns = z.shape[-1]
+        if n_columns >= _FEW or n_columns < 2:
+            return ufunc.reduce(z, axis=-1, keepdims=True, out=out)
+        ufunc(z[:, 0:1], z[:, 1:2], out=out)
+        for j in range(2, n_columns):
+            ufunc(out, z[:, j : j + 1], out=out)
+        return out
+
+    def ones_column(n, width, like):
+        block = np.empty((n, width + 1), like.dtype, order="F")
+        block[:, width] = 1.0
+        return block
+
+    # The ufuncs themselves, ``out`` passed by position: each call is a microsecond here.
+    return Kernels(
+        owns=lambda x: type(x) is np.ndarray,
+        key=lambda x: (x.dtype.char,),
+        empty=lambda shape, like: np.empty(shape, like.dtype),
+        ones_column=ones_column,
+        augment=True,
+        eps=lambda dtype: float(np.finfo(dtype).eps),
+        matmul=np.matmul,
+        add=np.add,
+        subtract=np.subtract,
+        multiply=np.multiply,
+        divide=np.divide,
+        maximum=lambda x, y, out: np.maximum(x, y, out=out),
+        one_minus=lambda x, out: np.subtract(1.0, x, out),
+        tanh=np.tanh,
+        exp=np.exp,
+        log=np.log,
+        sqrt=np.sqrt,
+        negative=np.negative,
+        clip=lambda x, low, high, out: np.clip(x, low, high, out=out),
+        reduce_last=reduce_last,
+        sum_rows=lambda delta, out: np.add.reduce(delta, axis=0, out=out),
+        sum_last=lambda x: np.sum(x, axis=-1),
+        mean_last=lambda x: np.mean(x, axis=-1),
+        total=np.sum,
+    )
+
+
+def _torch_kernels() -> Kernels:
+    import torch
+
+    def one_minus(x, out):  # -(x - 1) is 1 - x exactly; torch has no out= for 1 - x
+        torch.sub(x, 1.0, out=out)
+        return torch.neg(out, out=out)
+
+    def reduce_last(name, z, out):
+        if name == "max":
+            return torch.amax(z, -1, keepdim=True, out=out)
+        return torch.sum(z, -1, keepdim=True, out=out)
+
+    return Kernels(
+        owns=lambda x: type(x) is torch.Tensor and not x.requires_grad,
+        key=lambda x: (x.dtype, x.device),
+        empty=lambda shape, like: torch.empty(shape, dtype=like.dtype, device=like.device),
+        ones_column=None,
+        augment=False,
+        eps=lambda dtype: float(torch.finfo(dtype).eps),
+        matmul=lambda a, b, out: torch.matmul(a, b, out=out),
+        add=lambda x, y, out: torch.add(x, y, out=out),
+        subtract=lambda x, y, out: torch.sub(x, y, out=out),
+        multiply=lambda x, y, out: torch.mul(x, y, out=out),
+        divide=lambda x, y, out: torch.div(x, y, out=out),
+        maximum=lambda x, y, out: torch.maximum(x, y, out=out),
+        one_minus=one_minus,
+        tanh=lambda x, out: torch.tanh(x, out=out),
+        exp=lambda x, out: torch.exp(x, out=out),
+        log=lambda x, out: torch.log(x, out=out),
+        sqrt=lambda x, out: torch.sqrt(x, out=out),
+        negative=lambda x, out: torch.neg(x, out=out),
+        clip=lambda x, low, high, out: torch.clamp(x, low, high, out=out),
+        reduce_last=reduce_last,
+        sum_rows=lambda delta, out: torch.sum(delta, 0, out=out),
+        sum_last=lambda x: torch.sum(x, -1),
+        mean_last=lambda x: torch.mean(x, -1),
+        total=torch.sum,
+    )
+
+
+# -- hidden activations in place, and their slopes folded into delta -----------------------
+def _tanh(k: Kernels, z: Any) -> None:
+    k.tanh(z, z)
+
+
+def _logistic(k: Kernels, z: Any) -> None:  # 0.5 * (1 + tanh(0.5 z)), as _network.logistic
+    k.multiply(z, 0.5, z)
+    k.tanh(z, z)
+    k.add(z, 1.0, z)
+    k.multiply(z, 0.5, z)
+
+
+def _relu(k: Kernels, z: Any) -> None:  # z * (z > 0), as _network._relu
+    k.multiply(z, z > 0, z)
+
+
+# Each slope may overwrite the activation a: backprop needs it no more.
+def _tanh_slope(k: Kernels, delta: Any, a: Any, scratch: Any) -> None:
+    k.multiply(a, a, a)
+    k.one_minus(a, a)
+    k.multiply(delta, a, delta)
+
+
+def _logistic_slope(k: Kernels, delta: Any, a: Any, scratch: Any) -> None:
+    k.one_minus(a, scratch)
+    k.multiply(a, scratch, a)
+    k.multiply(delta, a, delta)
+
+
+def _relu_slope(k: Kernels, delta: Any, a: Any, scratch: Any) -> None:
+    k.multiply(delta, a > 0, delta)
+
+
+_ACTIVATIONS: dict[str, tuple[Callable | None, Callable | None]] = {
+    "identity": (None, None),
+    "tanh": (_tanh, _tanh_slope),
+    "logistic": (_logistic, _logistic_slope),
+    "relu": (_relu, _relu_slope),
+}
+
+
+# -- outputs in place: z becomes the output; the losses go to scratch -----------------------
+def _softmax(k: Kernels, z: Any, column: Any) -> None:
+    k.subtract(z, k.reduce_last("max", z, column), z)
+    k.exp(z, z)
+    k.divide(z, k.reduce_last("sum", z, column), z)
+
+
+def _logistic_output(k: Kernels, z: Any, column: Any) -> None:
+    _logistic(k, z)
+
+
+def _clipped_log(k: Kernels, p: Any, Y: Any, out: Any) -> Any:
+    """``-Y * log(clip(p))`` into ``out`` (the sign commutes with rounding)."""
+    eps = k.eps(p.dtype)
+    k.clip(p, eps, 1.0 - eps, out)
+    k.log(out, out)
+    k.multiply(Y, out, out)
+    return k.negative(out, out)
+
+
+def _softmax_losses(k: Kernels, p: Any, Y: Any, scratch: list) -> Any:
+    return k.sum_last(_clipped_log(k, p, Y, scratch[0]))
+
+
+def _logistic_losses(k: Kernels, p: Any, Y: Any, scratch: list) -> Any:
+    # -Y log p - (1 - Y) log(1 - p), p clipped, as _network._clipped_log_losses
+    first, second = scratch
+    _clipped_log(k, p, Y, first)
+    eps = k.eps(p.dtype)
+    k.clip(p, eps, 1.0 - eps, second)
+    k.one_minus(second, second)
+    k.log(second, second)
+    k.multiply(k.one_minus(Y, k.empty(Y.shape, Y)), second, second)
+    k.subtract(first, second, first)
+    return k.sum_last(first)
+
+
+def _identity_losses(k: Kernels, z: Any, Y: Any, scratch: list) -> Any:
+    difference = k.subtract(z, Y, scratch[0])
+    k.multiply(difference, difference, difference)
+    return 0.5 * k.mean_last(difference)
+
+
+_OUTPUTS: dict[str, tuple[Callable | None, Callable]] = {
+    "softmax": (_softmax, _softmax_losses),
+    "logistic": (_logistic_output, _logistic_losses),
+    "identity": (None, _identity_losses),
+}
+
+
+# -- buffers and the flat layout --------------------------------------------------------
+class _Buffers(threading.local):
+    """Per-thread buffers, by the shapes, dtype and device of a batch, and the layout."""
+
+    def __init__(self) -> None:
+        self.by_shape: dict[tuple, dict[str, Any]] = {}
+
+    def get(self, k: Kernels, X: Any, widths: tuple[int, ...], augment: bool) -> dict[str, Any]:
+        n = X.shape[0]
+        key = (n, X.shape[1], widths, augment, *k.key(X))
+        found = self.by_shape.get(key)
+        if found is None:
+            if len(self.by_shape) > 8:  # a few batch sizes at most are in use at once
+                self.by_shape.clear()
+            hidden, n_out = widths[:-1], widths[-1]
+            if augment:  # column-major, each input with its column of ones
+                inputs = [k.ones_column(n, w, X) for w in (X.shape[1], *hidden)]
+                delta = [k.ones_column(n, w, X)[:, :w] for w in hidden]
+                z = k.ones_column(n, n_out, X)[:, :n_out]
+            else:
+                inputs = [None, *(k.empty((n, w), X) for w in hidden)]
+                delta = [k.empty((n, w), X) for w in hidden]
+                z = k.empty((n, n_out), X)
+            found = self.by_shape[key] = dict(
+                inputs=inputs,
+                # the activations themselves: without the column of ones
+                hidden=[a[:, :-1] if augment else a for a in inputs[1:]],
+                delta=delta,
+                scratch=[k.empty((n, w), X) for w in hidden],
+                z=z,
+                column=k.empty((n, 1), X),
+                out_scratch=[k.empty((n, n_out), X) for _ in range(2)],
+            )
+        return found
+
+
+_BUFFERS = _Buffers()
+
+
+class _Layout:
+    """Where each ``(W, b)`` sits in one flat vector, and the L2 strength of each entry."""
+
+    def __init__(self, k: Kernels, shapes: tuple, like: Any, l2: float) -> None:
+        self.k, self.like = k, like
+        self.slices = []
+        start = 0
+        for w_shape, b_shape in shapes:
+            pair = []
+            for shape in (w_shape, b_shape):
+                size = int(np.prod(shape))
+                pair.append((start, start + size, tuple(shape)))
+                start += size
+            self.slices.append(tuple(pair))
+        self.size = start
+        # l2 on the weights, 0 on the biases: ``grad += l2_of * theta`` is ``dW += l2 W``
+        self.l2_of = k.empty((start,), like)
+        self.l2_of[...] = 0.0
+        for (w_begin, w_end, _), _ in self.slices:
+            self.l2_of[w_begin:w_end] = l2
+
+    def pairs(self, flat: Any) -> list[tuple[Any, Any]]:
+        return [
+            tuple(flat[begin:end].reshape(shape) for begin, end, shape in pair)
+            for pair in self.slices
+        ]
+
+    def wide(self, flat: Any) -> list[Any]:
+        """Each layer's ``[W; b]``, shape ``(fan_in + 1, fan_out)``: ``W``, then ``b``."""
+        return [
+            flat[w_begin:b_end].reshape(w_shape[0] + 1, w_shape[1])
+            for (w_begin, _, w_shape), (_, b_end, _) in self.slices
+        ]
+
+    def flatten(self, pairs: Any) -> Any:
+        """A new flat vector holding ``pairs``."""
+        flat = self.k.empty((self.size,), self.like)
+        for pair, where in zip(pairs, self.slices, strict=True):
+            for array, (begin, end, _) in zip(pair, where, strict=True):
+                flat[begin:end] = array.reshape(-1)
+        return flat
+
+
+# -- the step ------------------------------------------------------------------------------
+class _Views(NamedTuple):
+    """One step's arrays: ``params`` as ``(W, b)`` pairs; ``wide`` as ``[W; b]`` matrices
+    (augmented inputs) or None; ``grads`` shaped like ``wide`` or like ``params``."""
+
+    params: list
+    wide: list | None
+    grads: list
+    buffers: dict
+
+
+class Step:
+    """The fast step of one configuration; see the module's docstring.
+
+    Calls it cannot serve (SciPy sparse batches, a stack of models, per-model
+    step sizes, mixed dtypes or devices) go to the portable step.
+    """
+
+    def __init__(self, k, xp, optimizer, activation, output, l2, mean_gradients, portable):
+        self.k, self.xp = k, xp
+        self.optimizer, self.l2, self.mean_gradients = optimizer, l2, mean_gradients
+        self.kind = optimizer.rule()[0]
+        self.act, self.slope = _ACTIVATIONS[activation]
+        self.output, self.losses = _OUTPUTS[output]
+        self.portable = portable
+        self.layouts: dict[tuple, _Layout] = {}
+
+    def _layout(self, params: list, X: Any, Y: Any, lr: Any) -> _Layout | None:
+        k = self.k
+        if not (k.owns(X) and k.owns(Y)) or type(lr) is not float:
+            return None
+        shapes = tuple((tuple(W.shape), tuple(b.shape)) for W, b in params)
+        key = (shapes, *k.key(X))
+        layout = self.layouts.get(key)
+        if layout is None:
+            arrays = [a for pair in params for a in pair]
+            same = all(k.owns(a) and k.key(a) == k.key(X) for a in (*arrays, Y))
+            if not same or any(len(w) != 2 or len(b) != 1 for w, b in shapes):
+                return None
+            layout = self.layouts[key] = _Layout(k, shapes, X, self.l2)
+        return layout
+
+    def __call__(self, params, slots, X, Y, sw, lr):
+        layout = self._layout(params, X, Y, lr)
+        if layout is None:
+            return self.portable(params, slots, X, Y, sw, lr)
+        theta, moments = self._unpack(layout, params, slots)
+        grad, scratch = self.k.empty((layout.size,), theta), self.k.empty((layout.size,), theta)
+        views = self._views(layout, theta, grad, X)
+        loss = self._gradients(self.k, views, theta, grad, layout.l2_of, X, Y, sw, scratch)
+        self._update(self.k, theta, grad, moments, lr, scratch)
+        return views.params, self._pack(layout, moments), loss
+
+    def repeat(self, params, slots, X, Y, sw, lr, m):
+        """``m`` steps as one call, each updating one private flat vector in place."""
+        layout = self._layout(params, X, Y, lr)
+        if layout is None or self.mean_gradients:  # steps one by one (losses are computed)
+            for _ in range(m):
+                params, slots, _ = self(params, slots, X, Y, sw, lr)
+            return params, slots
+        theta, moments = self._unpack(layout, params, slots)
+        grad, scratch = self.k.empty((layout.size,), theta), self.k.empty((layout.size,), theta)
+        views = self._views(layout, theta, grad, X)
+        # Every operation of a pass writes into the same arrays, with the same constants:
+        # record the first pass's operations, then replay them without the Python between.
+        program: list = []
+        k = _recording(self.k, program)
+        if m > 0:
+            self._gradients(k, views, theta, grad, layout.l2_of, X, Y, sw, scratch)
+            self._update(k, theta, grad, moments, lr, scratch)
+        for _ in range(m - 1):
+            for operation, args in program:
+                operation(*args)
+        return views.params, self._pack(layout, moments)
+
+    def _views(self, layout: _Layout, theta: Any, grad: Any, X: Any) -> _Views:
+        """The parameters and gradients as matrices, and the batch's buffers, with ``X`` in."""
+        augment = self.k.augment and not self.mean_gradients
+        widths = tuple(shape[1] for (_, _, shape), _ in layout.slices)
+        buffers = _BUFFERS.get(self.k, X, widths, augment)
+        if augment:
+            buffers["inputs"][0][:, :-1] = X  # the input, beside its column of ones
+            return _Views(layout.pairs(theta), layout.wide(theta), layout.wide(grad), buffers)
+        return _Views(layout.pairs(theta), None, layout.pairs(grad), buffers)
+
+    def _unpack(self, layout: _Layout, params: list, slots: Any) -> tuple:
+        """New flat copies of the parameters and of each slot: never the caller's arrays."""
+        if slots is None:
+            return layout.flatten(params), None
+        groups = slots if self.kind == "adam" else (slots,)
+        return layout.flatten(params), [layout.flatten(group) for group in groups]
+
+    def _pack(self, layout: _Layout, moments: list | None) -> Any:
+        if moments is None:
+            return None
+        groups = [layout.pairs(flat) for flat in moments]
+        return tuple(groups) if self.kind == "adam" else groups[0]
+
+    def _gradients(self, k: Kernels, views, theta, grad, l2_of, X, Y, sw, scratch) -> Any:
+        """The gradient into ``grad``; the reported loss when ``mean_gradients``, else None.
+
+        Without the loss, every array it writes is in ``views`` or ``grad``, and
+        every operation is one of ``k``'s (see :meth:`repeat`).
+        """
+        buffers, wide = views.buffers, views.wide
+        hidden = buffers["hidden"]
+        inputs = [X if wide is None else buffers["inputs"][0]]  # the input of each layer
+        for i, (W, b) in enumerate(views.params[:-1]):
+            if wide is None:
+                a = k.matmul(inputs[-1], W, hidden[i])
+                k.add(a, b, a)
+            else:
+                a = k.matmul(inputs[-1], wide[i], hidden[i])  # [a, 1] @ [W; b]
+            if self.act is not None:
+                self.act(k, a)
+            inputs.append(buffers["inputs"][i + 1])
+        W, b = views.params[-1]
+        if wide is None:
+            z = k.matmul(inputs[-1], W, buffers["z"])
+            k.add(z, b, z)
+        else:
+            z = k.matmul(inputs[-1], wide[-1], buffers["z"])
+        if self.output is not None:
+            self.output(k, z, buffers["column"])  # z is now the output
+        loss = None
+        if self.mean_gradients:
+            losses = self.losses(k, z, Y, buffers["out_scratch"])
+            if sw is not None:
+                losses = losses * sw
+            loss = k.sum_last(losses) + penalty(self.xp, views.params, self.l2)
+        delta = k.subtract(z, Y, z)  # dLoss/dz, by the canonical output/loss pairs
+        if sw is not None:
+            k.multiply(delta, sw[:, None], delta)
+        for layer in range(len(views.params) - 1, -1, -1):
+            W, _ = views.params[layer]
+            if wide is None:
+                dW, db = views.grads[layer]
+                k.matmul(inputs[layer].T, delta, dW)
+                k.sum_rows(delta, db)  # as scikit-learn's np.mean(delta, 0), to the last bit
+            else:
+                k.matmul(inputs[layer].T, delta, views.grads[layer])  # [dW; db]
+            if layer > 0:
+                delta = k.matmul(delta, W.T, buffers["delta"][layer - 1])
+                if self.slope is not None:
+                    self.slope(k, delta, hidden[layer - 1], buffers["scratch"][layer - 1])
+        k.add(grad, k.multiply(l2_of, theta, scratch), grad)  # dW + l2 W (and db + 0)
+        if self.mean_gradients:
+            total = X.shape[0] if sw is None else k.total(sw)
+            grad /= total
+            loss = loss / total
+        return loss
+
+    def _update(self, k: Kernels, theta, grad, moments, lr, scratch) -> None:
+        """The optimizer's update of :mod:`xpnet._optim`, in place on the flat vectors."""
+        opt = self.optimizer
+        if self.kind == "adam":
+            first, second = moments
+            b1, b2 = opt.beta_1, opt.beta_2
+            k.multiply(first, b1, first)
+            k.multiply(grad, 1 - b1, scratch)
+            k.add(first, scratch, first)  # b1 m + (1 - b1) g
+            k.multiply(second, b2, second)
+            k.multiply(grad, grad, grad)
+            k.multiply(grad, 1 - b2, grad)
+            k.add(second, grad, second)  # b2 v + (1 - b2) g^2
+            k.sqrt(second, grad)
+            k.add(grad, opt.epsilon, grad)
+            k.multiply(first, -lr, scratch)
+            k.divide(scratch, grad, grad)
+            k.add(theta, grad, theta)  # p + (-lr m) / (sqrt(v) + eps)
+        elif moments is None:
+            k.multiply(grad, lr, grad)
+            k.subtract(theta, grad, theta)  # p - lr g
+        else:
+            (velocity,) = moments
+            mu = opt.momentum
+            k.multiply(velocity, mu, velocity)
+            k.multiply(grad, lr, grad)
+            k.subtract(velocity, grad, velocity)  # mu v - lr g
+            move = velocity
+            if opt.nesterov:
+                move = k.multiply(velocity, mu, scratch)
+                k.subtract(move, grad, move)  # mu v - lr g, with the new v
+            k.add(theta, move, theta)
+
+
+def _recording(k: Kernels, program: list) -> Kernels:
+    """``k``, its operations also appended to ``program`` as ``(function, arguments)``."""
+
+    def record(fn: Callable) -> Callable:
+        def call(*args: Any) -> Any:
+            program.append((fn, args))
+            return fn(*args)
+
+        return call
+
+    operations = {
+        name: record(getattr(k, name))
+        for name in (
+            "matmul add subtract multiply divide maximum one_minus tanh exp log sqrt negative "
+            "clip reduce_last sum_rows"
+        ).split()
+    }
+    return k._replace(**operations)
+
+
+_KERNELS: dict[str, Callable[[], Kernels]] = {"numpy": _numpy_kernels, "torch": _torch_kernels}
+_MADE: dict[str, Kernels] = {}
+
+
+def step(
+    library: str,
+    xp: Any,
+    optimizer: Any,
+    activation: str,
+    output: str,
+    l2: float,
+    mean_gradients: bool,
+    *,
+    portable: Callable,
+) -> Step | None:
+    """The fast step of ``library`` for one configuration, or None where only the portable
+    one applies."""
+    if activation not in _ACTIVATIONS or output not in _OUTPUTS:
+        return None
+    if optimizer.rule()[0] not in ("sgd", "adam"):
+        return None
+    if library not in _MADE:
+        _MADE[library] = _KERNELS[library]()
+    return Step(_MADE[library], xp, optimizer, activation, output, l2, mean_gradients, portable)
