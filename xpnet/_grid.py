@@ -128,7 +128,7 @@ def fit_many(
     >>> X, y = make_moons(200, noise=0.20, random_state=0)
     >>> grid = xpnet.fit_many(X, y, hidden=[1, 2, 3], epochs=2000)
     >>> [round(row["train_accuracy"], 3) for row in grid.results]
-    [0.865, 0.86, 0.97]
+    [0.865, 0.84, 0.975]
     """
     settings = _combine(
         dict(
