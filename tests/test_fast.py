@@ -142,34 +142,38 @@ def test_native_step_leaves_what_it_cannot_serve_to_the_portable_step(xb):
 
 
 # -- runs of passes as one call ---------------------------------------------------------
-def _problem(xb, moons, repeat):
+def _problem(xb, moons, repeat, activation="tanh", hidden=(4,)):
     X, y = moons
     target = _backends.Target(xb.name, xb.xp, xb.device)
     dt = xb.xp.float64
     Xt, Y = target.asarray(X, dt), one_hot(target, y, 2, dt)
-    params = _train.to_target(target, _train.init_article((2, 4, 2), 0), dt)
-    opt = _optim.SGD(0.01)
-    loss = xpnet._fit.mean_loss(target, "tanh", 0.01)
+    params = _train.to_target(target, _train.init_article((2, *hidden, 2), 0), dt)
+    opt = _optim.SGD(0.002)
+    loss = xpnet._fit.mean_loss(target, activation, 0.01)
     problem = _train.Problem(
         data=_train.Data(target, Xt, Y, None, Xt.shape[0]),
         optimizer=opt,
-        step=_train.step_for(target, opt, "tanh", "softmax", 0.01, False),
+        step=_train.step_for(target, opt, activation, "softmax", 0.01, False),
         evaluate=lambda p: float(_backends.to_host(loss(p, Xt, Y))),
-        repeat=_train.repeat_for(target, opt, "tanh", "softmax", 0.01) if repeat else None,
+        repeat=_train.repeat_for(target, opt, activation, "softmax", 0.01) if repeat else None,
     )
     return problem, _train.start(params, opt, xb.xp)
 
 
-def _run(xb, moons, repeat, epochs, log_every=10, observe=None):
-    problem, state = _problem(xb, moons, repeat)
+def _run(xb, moons, repeat, epochs, log_every=10, observe=None, **network):
+    problem, state = _problem(xb, moons, repeat, **network)
     rules = _train.Rules(epochs=epochs, log_every=log_every, divergence="raise")
     return _train.run(state, problem, rules, observe)
 
 
-def test_repeated_passes_equal_single_passes(xb, moons):
+@pytest.mark.parametrize("hidden", [(4,), (3, 2)])
+@pytest.mark.parametrize("activation", ["tanh", "logistic", "relu", "identity"])
+def test_repeated_passes_equal_single_passes(xb, moons, activation, hidden):
+    """Replayed, compiled or looped: the passes between log points are the same passes."""
     events = []
-    fused = _run(xb, moons, True, 37, observe=lambda e, s, d: events.append((e, d)))
-    single = _run(xb, moons, False, 37)
+    network = dict(activation=activation, hidden=hidden)
+    fused = _run(xb, moons, True, 37, observe=lambda e, s, d: events.append((e, d)), **network)
+    single = _run(xb, moons, False, 37, **network)
     assert [e for e, _ in fused.history] == [e for e, _ in single.history] == [0, 10, 20, 30, 36]
     np.testing.assert_allclose(fused.losses, single.losses, rtol=1e-12)
     # NumPy and the other uncompiled loops run the very same step: equal to the bit

@@ -72,6 +72,7 @@ class Kernels(NamedTuple):
     divide: Callable
     maximum: Callable
     one_minus: Callable  # (x, out): 1 - x
+    positive: Callable  # (x, out): 1 where x > 0, else 0, in x's dtype
     tanh: Callable
     exp: Callable
     log: Callable
@@ -118,6 +119,7 @@ def _numpy_kernels() -> Kernels:
         divide=np.divide,
         maximum=lambda x, y, out: np.maximum(x, y, out=out),
         one_minus=lambda x, out: np.subtract(1.0, x, out),
+        positive=lambda x, out: np.greater(x, 0.0, out=out),
         tanh=np.tanh,
         exp=np.exp,
         log=np.log,
@@ -158,6 +160,7 @@ def _torch_kernels() -> Kernels:
         divide=lambda x, y, out: torch.div(x, y, out=out),
         maximum=lambda x, y, out: torch.maximum(x, y, out=out),
         one_minus=one_minus,
+        positive=lambda x, out: out.copy_(x > 0),
         tanh=lambda x, out: torch.tanh(x, out=out),
         exp=lambda x, out: torch.exp(x, out=out),
         log=lambda x, out: torch.log(x, out=out),
@@ -173,19 +176,21 @@ def _torch_kernels() -> Kernels:
 
 
 # -- hidden activations in place, and their slopes folded into delta -----------------------
-def _tanh(k: Kernels, z: Any) -> None:
+def _tanh(k: Kernels, z: Any, scratch: Any) -> None:
     k.tanh(z, z)
 
 
-def _logistic(k: Kernels, z: Any) -> None:  # 0.5 * (1 + tanh(0.5 z)), as _network.logistic
+def _logistic(k: Kernels, z: Any, scratch: Any = None) -> None:  # 0.5 * (1 + tanh(0.5 z))
     k.multiply(z, 0.5, z)
     k.tanh(z, z)
     k.add(z, 1.0, z)
     k.multiply(z, 0.5, z)
 
 
-def _relu(k: Kernels, z: Any) -> None:  # z * (z > 0), as _network._relu
-    k.multiply(z, z > 0, z)
+# Every array an operation reads or writes must be one of the buffers, even (z > 0):
+# Step.repeat replays the operations of a pass on the same arrays.
+def _relu(k: Kernels, z: Any, scratch: Any) -> None:  # z * (z > 0), as _network._relu
+    k.multiply(z, k.positive(z, scratch), z)
 
 
 # Each slope may overwrite the activation a: backprop needs it no more.
@@ -202,7 +207,7 @@ def _logistic_slope(k: Kernels, delta: Any, a: Any, scratch: Any) -> None:
 
 
 def _relu_slope(k: Kernels, delta: Any, a: Any, scratch: Any) -> None:
-    k.multiply(delta, a > 0, delta)
+    k.multiply(delta, k.positive(a, scratch), delta)
 
 
 _ACTIVATIONS: dict[str, tuple[Callable | None, Callable | None]] = {
@@ -270,9 +275,11 @@ class _Buffers(threading.local):
     def __init__(self) -> None:
         self.by_shape: dict[tuple, dict[str, Any]] = {}
 
-    def get(self, k: Kernels, X: Any, widths: tuple[int, ...], augment: bool) -> dict[str, Any]:
+    def get(
+        self, k: Kernels, X: Any, widths: tuple[int, ...], augment: bool, scratch: bool
+    ) -> dict[str, Any]:
         n = X.shape[0]
-        key = (n, X.shape[1], widths, augment, *k.key(X))
+        key = (n, X.shape[1], widths, augment, scratch, *k.key(X))
         found = self.by_shape.get(key)
         if found is None:
             if len(self.by_shape) > 8:  # a few batch sizes at most are in use at once
@@ -291,7 +298,8 @@ class _Buffers(threading.local):
                 # the activations themselves: without the column of ones
                 hidden=[a[:, :-1] if augment else a for a in inputs[1:]],
                 delta=delta,
-                scratch=[k.empty((n, w), X) for w in hidden],
+                # only the relu and the logistic's slope need room of their own
+                scratch=[k.empty((n, w), X) if scratch else None for w in hidden],
                 z=z,
                 column=k.empty((n, 1), X),
                 out_scratch=[k.empty((n, n_out), X) for _ in range(2)],
@@ -424,7 +432,8 @@ class Step:
         """The parameters and gradients as matrices, and the batch's buffers, with ``X`` in."""
         augment = self.k.augment and not self.mean_gradients
         widths = tuple(shape[1] for (_, _, shape), _ in layout.slices)
-        buffers = _BUFFERS.get(self.k, X, widths, augment)
+        scratch = self.act is _relu or self.slope is _logistic_slope
+        buffers = _BUFFERS.get(self.k, X, widths, augment, scratch)
         if augment:
             buffers["inputs"][0][:, :-1] = X  # the input, beside its column of ones
             return _Views(layout.pairs(theta), layout.wide(theta), layout.wide(grad), buffers)
@@ -459,7 +468,7 @@ class Step:
             else:
                 a = k.matmul(inputs[-1], wide[i], hidden[i])  # [a, 1] @ [W; b]
             if self.act is not None:
-                self.act(k, a)
+                self.act(k, a, buffers["scratch"][i])
             inputs.append(buffers["inputs"][i + 1])
         W, b = views.params[-1]
         if wide is None:
@@ -544,7 +553,8 @@ def _recording(k: Kernels, program: list) -> Kernels:
     operations = {
         name: record(getattr(k, name))
         for name in (
-            "matmul add subtract multiply divide maximum one_minus tanh exp log sqrt negative "
+            "matmul add subtract multiply divide maximum one_minus positive tanh exp log sqrt "
+            "negative "
             "clip reduce_last sum_rows"
         ).split()
     }
