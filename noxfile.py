@@ -113,3 +113,21 @@ def benchmark_sklearn(session: nox.Session) -> None:
     """
     session.install(".")
     session.run("python", "benchmarks/sklearn_side_by_side.py", *session.posargs)
+
+
+# -- issue 8: performance ------------------------------------------------------------------
+
+
+@nox.session(name="benchmark", default=False)  # about 10 minutes: run it by name
+def benchmark(session: nox.Session) -> None:
+    """The performance report: ``python -m benchmarks`` on every backend installed here.
+
+    W1 (the article) on each backend, W2 in float32 and float64 against scikit-learn and
+    against its matrix products alone, peak memory, fit_many's sweep and import times, each
+    as a ratio to a reference timed in the same run; GPU rows when a CUDA device is usable.
+    Pass options after ``--``: ``nox -s benchmark -- --quick``, ``-- --only w2``,
+    ``-- --markdown report.md``.
+    """
+    session.install(TORCH)
+    session.install(".[test,torch,jax]")
+    session.run("python", "-m", "benchmarks", *session.posargs)

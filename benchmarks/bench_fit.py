@@ -38,7 +38,7 @@ def plain_numpy(X, y, hidden, epochs, lr=0.01, l2=0.01):
         delta1 = (delta @ W2.T) * (1 - a1**2)
         dW1, db1 = X.T @ delta1 + l2 * W1, delta1.sum(axis=0)
         W1, b1, W2, b2 = W1 - lr * dW1, b1 - lr * db1, W2 - lr * dW2, b2 - lr * db2
-    return W1, W2
+    return W1, b1, W2, b2
 
 
 def median_seconds(fn, repeats):
