@@ -187,7 +187,10 @@ class _BaseMLP(BaseEstimator, ABC):
             self._initialize(layer_units, np_dtype)
 
         Xt = put(target, X, dtype)
-        Yt = target.asarray(Y.astype(np_dtype), dtype)
+        if self.solver in _STOCHASTIC and isinstance(self, ClassifierMixin):
+            Yt = target.asarray(Y.astype(bool))  # a byte a label; cast a batch at a time
+        else:
+            Yt = target.asarray(Y.astype(np_dtype), dtype)
         swt = None if sample_weight is None else target.asarray(sample_weight, dtype)
         params = _train.to_target(target, list(zip(self.coefs_, self.intercepts_)), dtype)
 

@@ -308,13 +308,14 @@ class _Buffers(threading.local):
 
 
 _BUFFERS = _Buffers()
+_FLAT = threading.local()
 
 
 class _Layout:
     """Where each ``(W, b)`` sits in one flat vector, and the L2 strength of each entry."""
 
     def __init__(self, k: Kernels, shapes: tuple, like: Any, l2: float) -> None:
-        self.k, self.like = k, like
+        self.k, self.like = k, k.empty((0,), like)  # its dtype and device, not the array
         self.slices = []
         start = 0
         for w_shape, b_shape in shapes:
@@ -330,6 +331,17 @@ class _Layout:
         self.l2_of[...] = 0.0
         for (w_begin, w_end, _), _ in self.slices:
             self.l2_of[w_begin:w_end] = l2
+
+    def scratch(self) -> tuple[Any, Any]:
+        """Two flat vectors of this thread's own (the gradient, and room for the update)."""
+        mine = _FLAT.__dict__.setdefault("by_layout", {})
+        if self not in mine:
+            mine.clear()  # one layout at a time per thread: a fit's
+            mine[self] = (
+                self.k.empty((self.size,), self.like),
+                self.k.empty((self.size,), self.like),
+            )
+        return mine[self]
 
     def pairs(self, flat: Any) -> list[tuple[Any, Any]]:
         return [
@@ -400,7 +412,7 @@ class Step:
         if layout is None:
             return self.portable(params, slots, X, Y, sw, lr)
         theta, moments = self._unpack(layout, params, slots)
-        grad, scratch = self.k.empty((layout.size,), theta), self.k.empty((layout.size,), theta)
+        grad, scratch = layout.scratch()
         views = self._views(layout, theta, grad, X)
         loss = self._gradients(self.k, views, theta, grad, layout.l2_of, X, Y, sw, scratch)
         self._update(self.k, theta, grad, moments, lr, scratch)
@@ -414,7 +426,7 @@ class Step:
                 params, slots, _ = self(params, slots, X, Y, sw, lr)
             return params, slots
         theta, moments = self._unpack(layout, params, slots)
-        grad, scratch = self.k.empty((layout.size,), theta), self.k.empty((layout.size,), theta)
+        grad, scratch = layout.scratch()
         views = self._views(layout, theta, grad, X)
         # Every operation of a pass writes into the same arrays, with the same constants:
         # record the first pass's operations, then replay them without the Python between.
@@ -427,6 +439,11 @@ class Step:
             for operation, args in program:
                 operation(*args)
         return views.params, self._pack(layout, moments)
+
+    def release(self) -> None:
+        """Free this thread's buffers (at the end of a run: they are a few batches' worth)."""
+        _BUFFERS.by_shape.clear()
+        _FLAT.__dict__.pop("by_layout", None)
 
     def _views(self, layout: _Layout, theta: Any, grad: Any, X: Any) -> _Views:
         """The parameters and gradients as matrices, and the batch's buffers, with ``X`` in."""

@@ -176,7 +176,10 @@ def start(
 
 # -- the data of one run -------------------------------------------------------------------
 class Data(NamedTuple):
-    """The training data on the device (a host SciPy sparse X is densified per batch)."""
+    """The training data on the device (a host SciPy sparse X is densified per batch).
+
+    ``Y`` may be boolean (one-hot labels); batches then come in ``dtype``.
+    """
 
     target: _backends.Target
     X: Any
@@ -206,17 +209,26 @@ class Data(NamedTuple):
         order = None if shuffle is None else shuffle.order
         n = self.Y.shape[0]
         if order is None and self.batch_size >= n and not is_sparse(self.X):
-            return shuffle, ((self.X, self.Y, self.sample_weight, n),)  # all of it, no copies
+            # all of it, no copies (but the labels', when they are kept as booleans)
+            return shuffle, ((self.X, self._labels(self.Y), self.sample_weight, n),)
         return shuffle, self._batches(order)
+
+    def _labels(self, Y: Any) -> Any:
+        """Targets in the training dtype: one-hot labels may be kept as booleans, a byte each
+        (a float64 copy of 200,000 x 10 labels is 16 MB), and are cast a batch at a time."""
+        if self.dtype is None or Y.dtype == self.dtype:
+            return Y
+        return self.target.xp.astype(Y, self.dtype)
 
     def _batches(self, order: np.ndarray | None) -> Iterator:
         n, size = self.n, self.batch_size
         idx = None if order is None else self.target.asarray(order)
         for begin in range(0, n, size):
             end = min(begin + size, n)
-            rows = (self._rows(a, idx, order, begin, end) for a in (self.X, self.Y))
+            X = self._rows(self.X, idx, order, begin, end)
+            Y = self._labels(self._rows(self.Y, idx, order, begin, end))
             sw = self._rows(self.sample_weight, idx, order, begin, end)
-            yield *rows, sw, end - begin
+            yield X, Y, sw, end - begin
 
     def _rows(self, a: Any, idx: Any, order: Any, begin: int, end: int) -> Any:
         if a is None:
@@ -439,6 +451,10 @@ def run(
             raise
         warnings.warn("Training interrupted by user.", stacklevel=3)
         state = state._replace(stopped="interrupted")
+    finally:
+        release = getattr(step, "release", None)  # a native step's buffers
+        if release is not None:
+            release()
     return state
 
 
