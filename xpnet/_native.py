@@ -38,6 +38,7 @@ portable step stays the reference.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -52,6 +53,9 @@ _FEW = 8
 
 class Kernels(NamedTuple):
     """One library's in-place operations, as the step needs them.
+
+    A kernel function may carry ``plan(*args) -> (steps, result)``, the calls it
+    makes as ``(function, arguments)``, which a recorded pass then replays directly.
 
     Elementwise functions take ``out``; ``reduce_last(name, z, out)`` takes
     the maximum or sum over the last axis keeping it; ``sum_rows(delta, out)``
@@ -88,21 +92,45 @@ class Kernels(NamedTuple):
 
 def _numpy_kernels() -> Kernels:
     def reduce_last(name, z, out):
+        return _run(reduce_last.plan(name, z, out))
+
+    def plan_reduce_last(name, z, out):
         # NumPy's reductions over a short last axis are slow; below 8 columns NumPy also
         # sums one column after the other, so going column by column rounds as it does.
         ufunc = np.maximum if name == "max" else np.add
         n_columns = z.shape[-1]
         if n_columns >= _FEW or n_columns < 2:
-            return ufunc.reduce(z, axis=-1, keepdims=True, out=out)
-        ufunc(z[:, 0:1], z[:, 1:2], out=out)
-        for j in range(2, n_columns):
-            ufunc(out, z[:, j : j + 1], out=out)
-        return out
+            return [(functools.partial(ufunc.reduce, axis=-1, keepdims=True, out=out), (z,))], out
+        combine = functools.partial(ufunc, out=out)
+        steps = [(combine, (z[:, 0:1], z[:, 1:2]))]
+        steps += [(combine, (out, z[:, j : j + 1])) for j in range(2, n_columns)]
+        return steps, out
+
+    reduce_last.plan = plan_reduce_last
 
     def ones_column(n, width, like):
         block = np.empty((n, width + 1), like.dtype, order="F")
         block[:, width] = 1.0
         return block
+
+    def matmul(a, b, out):
+        return _run(matmul.plan(a, b, out))
+
+    def plan_matmul(a, b, out):
+        # np.dot calls BLAS with less ado than np.matmul (a microsecond on small matrices),
+        # but writes only into C-ordered arrays: a column-major out is the transpose of one.
+        if out.flags.c_contiguous:
+            return [(np.dot, (a, b, out))], out
+        if out.flags.f_contiguous:
+            return [(np.dot, (b.T, a.T, out.T))], out
+        return [(np.matmul, (a, b, out))], out
+
+    matmul.plan = plan_matmul
+
+    def one_minus(x, out):
+        return np.subtract(1.0, x, out)
+
+    one_minus.plan = lambda x, out: ([(np.subtract, (1.0, x, out))], out)
 
     # The ufuncs themselves, ``out`` passed by position: each call is a microsecond here.
     return Kernels(
@@ -112,13 +140,13 @@ def _numpy_kernels() -> Kernels:
         ones_column=ones_column,
         augment=True,
         eps=lambda dtype: float(np.finfo(dtype).eps),
-        matmul=np.matmul,
+        matmul=matmul,
         add=np.add,
         subtract=np.subtract,
         multiply=np.multiply,
         divide=np.divide,
         maximum=lambda x, y, out: np.maximum(x, y, out=out),
-        one_minus=lambda x, out: np.subtract(1.0, x, out),
+        one_minus=one_minus,
         positive=lambda x, out: np.greater(x, 0.0, out=out),
         tanh=np.tanh,
         exp=np.exp,
@@ -132,6 +160,14 @@ def _numpy_kernels() -> Kernels:
         mean_last=lambda x: np.mean(x, axis=-1),
         total=np.sum,
     )
+
+
+def _run(plan: tuple[list, Any]) -> Any:
+    """Carry out a kernel's plan: its steps ``(function, arguments)``, then its result."""
+    steps, result = plan
+    for function, args in steps:
+        function(*args)
+    return result
 
 
 def _torch_kernels() -> Kernels:
@@ -561,9 +597,15 @@ def _recording(k: Kernels, program: list) -> Kernels:
     """``k``, its operations also appended to ``program`` as ``(function, arguments)``."""
 
     def record(fn: Callable) -> Callable:
+        plan = getattr(fn, "plan", None)  # a kernel that knows its steps records them
+
         def call(*args: Any) -> Any:
-            program.append((fn, args))
-            return fn(*args)
+            if plan is None:
+                program.append((fn, args))
+                return fn(*args)
+            steps, result = plan(*args)
+            program.extend(steps)
+            return _run((steps, result))
 
         return call
 
