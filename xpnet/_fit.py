@@ -196,7 +196,9 @@ def fit(
     )
     bar = _train.progress_bar(settings["epochs"]) if verbose else None
     try:
-        observe = _train.progress_observer(settings["epochs"], callback, bar)
+        observe = None  # nothing to tell: no per-pass calls
+        if callback is not None or bar is not None:
+            observe = _train.progress_observer(settings["epochs"], callback, bar)
         state = _train.run(_train.start(params, optimizer, target.xp), problem, rules, observe)
     finally:
         if bar is not None:
