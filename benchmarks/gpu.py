@@ -85,11 +85,7 @@ def run_w1(found: dict[str, Any], epochs: int, rounds: int) -> Table:
     for name, ts in times.items():
         t = best(ts)
         goal = target(t / numpy_, 1.0) if name.startswith("xpnet cupy") else ""
-        out = results[name]
-        if isinstance(out, xpnet.Model):
-            loss = f"{out.loss_curve[-1][1]:.6f}"
-        else:
-            loss = f"{w1.article_loss(X, y, out):.6f}"
+        loss = w1.final_loss(X, y, results[name])
         table.add(
             [name, fmt_s(t), fmt_s(median(ts)), f"{t / epochs * 1e6:.1f}", fmt_x(t / tutorial),
              fmt_x(t / numpy_), goal, loss],

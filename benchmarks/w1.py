@@ -30,6 +30,13 @@ def moons() -> tuple[np.ndarray, np.ndarray]:
     return make_moons(200, noise=0.20, random_state=0)
 
 
+def final_loss(X, y, out) -> str:
+    """The loss after the last pass, of an xpnet.Model or of a reference's parameters."""
+    if isinstance(out, xpnet.Model):
+        return f"{out.loss_curve[-1][1]:.6f}"
+    return f"{article_loss(X, y, out):.6f}"
+
+
 def article_loss(X: np.ndarray, y: np.ndarray, params: list[np.ndarray]) -> float:
     """The article's calculate_loss: mean cross-entropy plus l2/2 of the squared weights."""
     W1, b1, W2, b2 = (np.asarray(p) for p in params)
@@ -148,11 +155,7 @@ def run(epochs: int, rounds: int) -> Table:
         ratio = best(ts) / base
         backend = labels.get(name)
         goal = target(ratio, TARGETS[backend]) if backend in TARGETS else ""
-        out = results[name]
-        if isinstance(out, xpnet.Model):
-            loss = f"{out.loss_curve[-1][1]:.6f}"
-        else:
-            loss = f"{article_loss(X, y, out):.6f}"
+        loss = final_loss(X, y, results[name])
         table.add(
             [name, fmt_s(best(ts)), fmt_s(median(ts)), f"{best(ts) / epochs * 1e6:.1f}",
              fmt_x(ratio), goal, loss],
