@@ -174,37 +174,48 @@ def fit(
     if callback is not None and not callable(callback):
         raise ValueError(f"callback must be callable as callback(pass, loss), got {callback!r}")
     data = prepare(X, y, backend, device, dtype, fallback)
-    target = data.target
-    sizes = (data.X.shape[1], *settings["hidden"], len(data.classes))
-    params = _train.to_target(target, _train.init_article(sizes, settings["seed"]), data.dtype)
-
-    optimizer = SGD(settings["lr"])
-    loss = mean_loss(target, settings["activation"], settings["l2"])
-    problem = _train.Problem(
-        data=_train.Data(target, data.Xt, data.Y, None, data.Xt.shape[0]),
-        optimizer=optimizer,
-        step=_train.step_for(
-            target, optimizer, settings["activation"], "softmax", settings["l2"], False
-        ),
-        evaluate=lambda params: float(_backends.to_host(loss(params, data.Xt, data.Y))),
-        repeat=_train.repeat_for(
-            target, optimizer, settings["activation"], "softmax", settings["l2"]
-        ),
-    )
-    rules = _train.Rules(
-        epochs=settings["epochs"], log_every=settings["log_every"], divergence="raise"
-    )
     bar = _train.progress_bar(settings["epochs"]) if verbose else None
     try:
         observe = None  # nothing to tell: no per-pass calls
         if callback is not None or bar is not None:
             observe = _train.progress_observer(settings["epochs"], callback, bar)
-        state = _train.run(_train.start(params, optimizer, target.xp), problem, rules, observe)
+        state = train(data, settings, observe, divergence="raise")
     finally:
         if bar is not None:
             bar.close()
+    return trained_model(data, settings, state)
+
+
+def train(
+    data: Prepared, settings: dict, observe: _train.Observer | None, divergence: str
+) -> _train.TrainState:
+    """The article's training of one model on prepared data, from its seed's weights.
+
+    ``divergence`` is the rule for a non-finite loss (see :class:`xpnet._train.Rules`).
+    """
+    target = data.target
+    sizes = (data.X.shape[1], *settings["hidden"], len(data.classes))
+    params = _train.to_target(target, _train.init_article(sizes, settings["seed"]), data.dtype)
+    optimizer = SGD(settings["lr"])
+    loss = mean_loss(target, settings["activation"], settings["l2"])
+    network = (target, optimizer, settings["activation"], "softmax", settings["l2"])
+    problem = _train.Problem(
+        data=_train.Data(target, data.Xt, data.Y, None, data.Xt.shape[0]),
+        optimizer=optimizer,
+        step=_train.step_for(*network, False),
+        evaluate=lambda params: float(_backends.to_host(loss(params, data.Xt, data.Y))),
+        repeat=_train.repeat_for(*network),
+    )
+    rules = _train.Rules(
+        epochs=settings["epochs"], log_every=settings["log_every"], divergence=divergence
+    )
+    return _train.run(_train.start(params, optimizer, target.xp), problem, rules, observe)
+
+
+def trained_model(data: Prepared, settings: dict, state: _train.TrainState) -> Model:
+    """The :class:`Model` of :func:`train`'s final state."""
     return Model(
-        target=target,
+        target=data.target,
         params=state.params,
         dtype=data.dtype,
         hidden=settings["hidden"],

@@ -327,8 +327,8 @@ def _natively(data: Prepared, settings: list[dict], members: list[int]) -> bool:
     if len(members) > _ONE_BY_ONE and len({settings[i]["hidden"] for i in members}) == 1:
         return False
     s = settings[members[0]]
-    portable = _train.step_for(data.target, SGD(s["lr"]), s["activation"], "softmax", 0.0, False)
-    return hasattr(portable, "repeat")  # the native steps bring their own loop
+    step = _train.step_for(data.target, SGD(s["lr"]), s["activation"], "softmax", 0.0, False)
+    return hasattr(step, "repeat")  # a native step, which brings its own loop
 
 
 def _layouts(forced: str | None, footprint: _Footprint) -> tuple[str, ...]:
@@ -569,30 +569,13 @@ def train_grid(
 
 def _train_alone(data: Prepared, s: dict, observe: Any) -> tuple[Model, int | None]:
     """One model, trained as :func:`xpnet.fit` trains it; stopped where it diverges."""
-    target = data.target
-    params = _train.to_target(target, _train.init_article(_sizes(data, s), s["seed"]), data.dtype)
-    optimizer = SGD(s["lr"])
-    loss = _fit.mean_loss(target, s["activation"], s["l2"])
-    problem = _train.Problem(
-        data=_train.Data(target, data.Xt, data.Y, None, data.Xt.shape[0]),
-        optimizer=optimizer,
-        step=_train.step_for(target, optimizer, s["activation"], "softmax", s["l2"], False),
-        evaluate=lambda params: float(_backends.to_host(loss(params, data.Xt, data.Y))),
-        repeat=_train.repeat_for(target, optimizer, s["activation"], "softmax", s["l2"]),
-    )
-    rules = _train.Rules(epochs=s["epochs"], log_every=s["log_every"], divergence="stop")
-    with target.quiet():  # a diverging model is reported in its row, not by NumPy
-        state = _train.run(_train.start(params, optimizer, target.xp), problem, rules, observe)
+    with data.target.quiet():  # a diverging model is reported in its row, not by NumPy
+        state = _fit.train(data, s, observe, divergence="stop")
     diverged = state.history[-1][0] if state.stopped == "diverged" else None
     if diverged is not None and observe is not None:  # the progress bar counts its passes
         for _ in range(s["epochs"] - state.epoch):
             observe("epoch", state, None)
-    model = Model(
-        target=target, params=state.params, dtype=data.dtype, hidden=s["hidden"],
-        activation=s["activation"], l2=s["l2"], classes=data.classes,
-        n_features_in=data.X.shape[1], loss_curve=list(state.history), settings=s,
-    )  # fmt: skip
-    return model, diverged
+    return _fit.trained_model(data, s, state), diverged
 
 
 def _train_stack(
