@@ -430,7 +430,7 @@ class Step:
 
     def _layout(self, params: list, X: Any, Y: Any, lr: Any) -> _Layout | None:
         k = self.k
-        if not (k.owns(X) and k.owns(Y)) or type(lr) is not float:
+        if not (k.owns(X) and k.owns(Y)) or not isinstance(lr, float):
             return None
         shapes = tuple((tuple(W.shape), tuple(b.shape)) for W, b in params)
         key = (shapes, *k.key(X))
