@@ -15,7 +15,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._backends import BACKENDS, BackendInfo, available_backends
-from ._exceptions import BackendFallbackWarning, BackendUnavailableError
+from ._exceptions import (
+    BackendFallbackWarning,
+    BackendUnavailableError,
+    CheckpointMismatchError,
+    DeviceMemoryError,
+    DivergenceError,
+    DivergenceWarning,
+    ModelFileError,
+    TrainingInterruptedWarning,
+)
 from ._fit import fit
 from ._grid import ModelGrid, Results, fit_many
 from ._model import Model
@@ -31,11 +40,17 @@ __all__ = [
     "BackendFallbackWarning",
     "BackendInfo",
     "BackendUnavailableError",
+    "CheckpointMismatchError",
+    "DeviceMemoryError",
+    "DivergenceError",
+    "DivergenceWarning",
     "MLPClassifier",
     "MLPRegressor",
     "Model",
+    "ModelFileError",
     "ModelGrid",
     "Results",
+    "TrainingInterruptedWarning",
     "available_backends",
     "fit",
     "fit_many",

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-__all__ = ["BackendFallbackWarning", "BackendUnavailableError"]
+from typing import Any
+
+__all__ = [
+    "BackendFallbackWarning",
+    "BackendUnavailableError",
+    "CheckpointMismatchError",
+    "DeviceMemoryError",
+    "DivergenceError",
+    "DivergenceWarning",
+    "ModelFileError",
+    "TrainingInterruptedWarning",
+]
 
 
 class BackendFallbackWarning(UserWarning):
@@ -17,4 +28,69 @@ class BackendUnavailableError(RuntimeError):
     """The requested backend is not installed or has no usable device.
 
     Raised instead of falling back to NumPy when ``fallback=False``.
+    """
+
+
+class ModelFileError(ValueError):
+    """A model or checkpoint file cannot be read: truncated, corrupted, foreign, or of
+    another format version.  The message says which, and what the file was expected to be.
+
+    A missing file raises :class:`FileNotFoundError` instead.
+    """
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint was written by a run with other data or settings.
+
+    Training never mixes such a checkpoint in: delete the file, or pass
+    another path, to start afresh.
+    """
+
+
+class TrainingInterruptedWarning(UserWarning):
+    """Training was interrupted (Ctrl-C); the model holds the parameters of the last
+    finished pass, and its history ends there."""
+
+
+class DivergenceError(ValueError):
+    """The training loss stopped being finite.
+
+    Attributes
+    ----------
+    epoch : int
+        The first pass whose loss is not finite.
+    loss : float
+        That loss (nan or inf).
+    params : list of (W, b)
+        The parameters after the last pass whose loss was finite, as NumPy arrays.
+    history : list of (int, float)
+        The losses recorded before the failure.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        epoch: int,
+        loss: float,
+        params: list | None = None,
+        history: list | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.loss = loss
+        self.params: Any = params
+        self.history = list(history or [])
+
+
+class DivergenceWarning(UserWarning):
+    """Training ended with a loss above the one it started from: the step is too large
+    (or the data needs scaling), even though every loss stayed finite."""
+
+
+class DeviceMemoryError(MemoryError):
+    """The device ran out of memory during training or prediction.
+
+    The message suggests what to change: a smaller ``batch_size``, a smaller
+    ``memory_budget`` for :func:`xpnet.fit_many`, or fewer rows at a time.
     """
