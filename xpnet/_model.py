@@ -44,6 +44,9 @@ class Model:
         The :func:`xpnet.fit` arguments it was trained with (``hidden``,
         ``activation``, ``epochs``, ``lr``, ``l2``, ``seed``, ``log_every``):
         ``xpnet.fit(X, y, **model.settings)`` trains it again.
+    stopped : str or None
+        None when training ran all its passes; "interrupted" when it was
+        stopped by Ctrl-C (the parameters are those of the last finished pass).
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class Model:
         loss_curve: list[tuple[int, float]],
         output: str = "softmax",
         settings: dict | None = None,
+        stopped: str | None = None,
     ) -> None:
         self._target = target
         self.params = params
@@ -72,6 +76,7 @@ class Model:
         self.loss_curve = loss_curve
         self.output = output
         self.settings = dict(settings or {})
+        self.stopped = stopped
 
     @property
     def backend(self) -> str:
@@ -203,6 +208,7 @@ class Model:
             loss_curve=list(self.loss_curve),
             output=self.output,
             settings=self.settings,
+            stopped=self.stopped,
         )
 
 
