@@ -216,9 +216,10 @@ def test_get_params_equal_sklearns():
     kw = dict(hidden_layer_sizes=(3, 4), solver="sgd", alpha=0.1, momentum=0.5, max_fun=100)
     ours = xpnet.MLPClassifier(**kw, backend="cupy", device="cuda:0").get_params()
     assert ours.pop("backend") == "cupy" and ours.pop("device") == "cuda:0"
+    assert ours.pop("checkpoint") is None and ours.pop("checkpoint_every") == 1
     assert ours == skl.MLPClassifier(**kw).get_params()
     ours = xpnet.MLPRegressor(loss="poisson", **kw).get_params()
-    del ours["backend"], ours["device"]
+    del ours["backend"], ours["device"], ours["checkpoint"], ours["checkpoint_every"]
     assert ours == skl.MLPRegressor(loss="poisson", **kw).get_params()
 
 

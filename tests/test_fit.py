@@ -219,6 +219,19 @@ def test_loss_curve_records_first_every_and_last_pass(moons):
 
 def test_divergence_is_reported_not_returned(moons):
     X, y = moons
-    with pytest.raises(FloatingPointError, match="diverged.*lower the learning rate"):
+    with pytest.raises(xpnet.DivergenceError, match="diverged.*Lower the learning rate") as e:
         with np.errstate(all="ignore"):
             xpnet.fit(X * 1e3, y, activation="identity", lr=1.0, epochs=50, log_every=10)
+    # The error names the first non-finite pass, between two recorded ones, and holds the
+    # parameters after the pass before it, which a fit of exactly that many passes retraces.
+    assert 20 < e.value.epoch <= 30 and f"after pass {e.value.epoch};" in str(e.value)
+    assert [i for i, _ in e.value.history] == [0, 10, 20]
+    assert isinstance(e.value, ValueError) and not np.isfinite(e.value.loss)
+    with np.errstate(all="ignore"), pytest.warns(xpnet.DivergenceWarning):
+        before = xpnet.fit(
+            X * 1e3, y, activation="identity", lr=1.0, epochs=e.value.epoch, log_every=10
+        )
+    for (W, b), (W0, b0) in zip(before.params, e.value.params, strict=True):
+        assert np.all(np.isfinite(W0)) and np.all(np.isfinite(b0))
+        np.testing.assert_array_equal(np.asarray(W), W0)
+        np.testing.assert_array_equal(np.asarray(b), b0)

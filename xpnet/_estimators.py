@@ -12,8 +12,11 @@ xpnet and stay on their device.
 
 from __future__ import annotations
 
+import os
 import warnings
 from abc import ABC, abstractmethod
+from numbers import Integral
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +28,7 @@ from sklearn.neural_network import MLPClassifier as _SkClassifier
 from sklearn.neural_network import MLPRegressor as _SkRegressor
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
@@ -41,7 +44,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _backends, _train, _validation
-from ._exceptions import BackendFallbackWarning
+from ._exceptions import BackendFallbackWarning, TrainingInterruptedWarning, warn
 from ._model import Model, follow, put
 from ._network import forward, loss_and_gradients, out_activation
 from ._optim import SGD, Adam, OptState
@@ -63,6 +66,8 @@ class _BaseMLP(BaseEstimator, ABC):
         **_SkRegressor._parameter_constraints,
         "backend": [StrOptions(_BACKEND_NAMES), None],
         "device": "no_validation",
+        "checkpoint": [str, os.PathLike, None],
+        "checkpoint_every": [Interval(Integral, 1, None, closed="left")],
     }
 
     # -- subclasses -------------------------------------------------------------
@@ -94,13 +99,8 @@ class _BaseMLP(BaseEstimator, ABC):
             )
         else:
             X = _validation.check_X(X, n_features=None if reset else self.n_features_in_)
-            y = np.asarray(_host(y))
-            if y.shape[0] != X.shape[0]:
-                raise ValueError(
-                    f"X has {X.shape[0]} samples but y has {y.shape[0]}; they must match"
-                )
-            if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
-                raise ValueError("y contains NaN or infinity; remove those samples first")
+            classifier = isinstance(self, ClassifierMixin)
+            y = _validation.check_targets(y, X.shape[0], classifier=classifier)
             if reset:
                 self.n_features_in_ = X.shape[1]
                 if hasattr(self, "feature_names_in_"):
@@ -113,7 +113,7 @@ class _BaseMLP(BaseEstimator, ABC):
         check_is_fitted(self)
         if _backends.is_host_input(X):
             return validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        return _validation.check_X(X, n_features=self.n_features_in_)
+        return _validation.check_X(X, n_features=self.n_features_in_, when="predict")
 
     def _compute_target(self, X: Any) -> _backends.Target:
         """Where predictions run: X's device, or the backend asked for (no second warning)."""
@@ -160,6 +160,11 @@ class _BaseMLP(BaseEstimator, ABC):
         hidden = list(hidden)
         if hidden:  # no hidden layer at all is a linear model, as in scikit-learn
             hidden = list(_validation.check_hidden(hidden, name="hidden_layer_sizes"))
+        if self.checkpoint is not None and self.solver not in _STOCHASTIC and not incremental:
+            raise ValueError(
+                f"checkpoint is written by the sgd and adam solvers, not {self.solver!r}; "
+                "use solver='sgd' or 'adam', or leave checkpoint=None"
+            )
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_fit_input(X, y, reset=first_pass)
         n_samples, n_features = X.shape
@@ -281,14 +286,17 @@ class _BaseMLP(BaseEstimator, ABC):
             batch_size = min(200, n)
         else:
             if self.batch_size > n:
-                warnings.warn(
+                warn(
                     "Got `batch_size` less than 1 or larger than sample size. It is going to be "
                     "clipped",
-                    stacklevel=3,
+                    UserWarning,
                 )
             batch_size = int(np.clip(self.batch_size, 1, n))
 
         state = self._resume_state(target, params, optimizer, incremental, dtype, n)
+        first, save = state.epoch, None
+        if self.checkpoint is not None and not incremental:
+            state, save = self._checkpointed(state, target, dtype, (Xt, Yt, swt))
         problem = _train.Problem(
             data=_train.Data(target, Xt, Yt, swt, batch_size, dtype),
             optimizer=optimizer,
@@ -301,11 +309,18 @@ class _BaseMLP(BaseEstimator, ABC):
         # parameters; without, its weights end non-finite and fit raises, so stop at once.
         divergence = "ignore" if self.early_stopping else "stop"
         rules = _train.Rules(
-            epochs=self.max_iter, tol=self.tol, n_iter_no_change=self.n_iter_no_change,
-            one_epoch=incremental, divergence=divergence, interruptible=True,
+            epochs=self.max_iter - (state.epoch - first), tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change, one_epoch=incremental,
+            divergence=divergence, interruptible=True,
+            checkpoint_every=self.checkpoint_every if save is not None else None,
         )  # fmt: skip
-        first = state.epoch
-        state = _train.run(state, problem, rules, self._verbose_observer(first))
+        state = _train.run(state, problem, rules, self._verbose_observer(first), save)
+        if state.stopped == "interrupted":
+            warn(
+                f"Training interrupted by user after {state.epoch - first} epochs; the "
+                "estimator keeps the parameters of the last finished epoch.",
+                TrainingInterruptedWarning,
+            )
         if state.shuffle is not None:  # the caller's generator moves on, as scikit-learn's does
             self._random_state.set_state(state.shuffle.generator)
 
@@ -323,11 +338,10 @@ class _BaseMLP(BaseEstimator, ABC):
         # The rest of the state is in the fitted attributes; partial_fit carries the optimizer on.
         self._opt_state = state.opt._replace(slots=_train.to_host(state.opt.slots))
         if not incremental and state.stopped is None and self.n_iter_ == self.max_iter:
-            warnings.warn(
+            warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                 "optimization hasn't converged yet.",
                 ConvergenceWarning,
-                stacklevel=4,
             )
         if state.stopped == "diverged" and _all_finite(state.params):  # loss only
             raise ValueError(
@@ -338,6 +352,36 @@ class _BaseMLP(BaseEstimator, ABC):
         if self.early_stopping and state.best_params is not None:
             return state.best_params
         return state.params
+
+    def _checkpointed(self, state, target, dtype, arrays) -> tuple[_train.TrainState, Any]:
+        """The state saved in ``self.checkpoint`` for this fit (else ``state``), and a
+        function that saves a state there.
+
+        The run is identified by its data, its parameters and, when they are
+        not drawn afresh (an int random_state, or a warm start), its starting
+        weights.
+        """
+        from . import _checkpoint
+
+        if isinstance(self.random_state, np.random.RandomState):
+            raise ValueError(
+                "checkpoint needs random_state to be an int (or None): a RandomState instance "
+                "cannot be checked against the checkpoint's run"
+            )
+        if self.early_stopping and self.random_state is None:
+            raise ValueError(
+                "checkpoint with early_stopping=True needs an int random_state, so that the "
+                "validation split of a resumed fit is the one the checkpoint was trained on"
+            )
+        ignored = ("verbose", "checkpoint", "checkpoint_every", "backend", "device")
+        settings = {k: v for k, v in self.get_params().items() if k not in ignored}
+        settings.update(estimator=type(self).__name__, dtype=_validation.dtype_name(dtype))
+        start = state.params if self.random_state is not None or self.warm_start else []
+        digest = _checkpoint.data_hash(*arrays, *[a for pair in start for a in pair])
+        run = _checkpoint.identity(digest, settings)
+        saved = _checkpoint.load(self.checkpoint, run, target, dtype)
+        path = self.checkpoint
+        return (state if saved is None else saved), lambda s: _checkpoint.save(path, s, run)
 
     def _resume_state(self, target, params, optimizer, incremental, dtype, n) -> _train.TrainState:
         """The training state from the fitted attributes: where the last fit left off.
@@ -422,7 +466,11 @@ class _BaseMLP(BaseEstimator, ABC):
                     gtol=self.tol, callback=remember,
                 )  # fmt: skip
             except KeyboardInterrupt:
-                warnings.warn("Training interrupted by user.", stacklevel=3)
+                warn(
+                    f"Training interrupted by user after {done[0]} L-BFGS iterations; the "
+                    "estimator keeps the last iterate.",
+                    TrainingInterruptedWarning,
+                )
                 self.n_iter_ = done[0]
                 self.loss_ = float(_backends.to_host(fun(last[0])[0]))
                 return unpack(last[0])
@@ -431,6 +479,40 @@ class _BaseMLP(BaseEstimator, ABC):
         return unpack(result.x)
 
     # -- public -----------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted estimator to ``path``, to be read back by :func:`xpnet.load`.
+
+        The file (an ``.npz`` archive of arrays and a JSON description; nothing
+        in it is executed when read) holds the parameters (``get_params()``)
+        and every fitted attribute, the optimizer state included: the loaded
+        estimator predicts and scores as this one does and goes on with
+        ``partial_fit`` or a ``warm_start`` fit from where this one stopped.
+        A ``numpy.random.RandomState`` random_state is saved as its generator
+        state; a device object as its backend's device text.  Pickling (or
+        ``joblib.dump``) works too, but reading a pickle runs code from it.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where to write, atomically; its directory must exist.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            When the estimator is not fitted.
+        TypeError
+            When a parameter or attribute holds an object a file cannot hold;
+            the message names it.
+        """
+        from ._io import save_estimator
+
+        return save_estimator(self, path)
+
     def _solver_is_stochastic(self) -> bool:
         if self.solver not in _STOCHASTIC:
             raise AttributeError(
@@ -472,6 +554,18 @@ n_iter_no_change, max_fun
         :class:`~xpnet.BackendFallbackWarning` on every fit.
     device : object, optional
         A device of that backend ("cuda:1", "cpu", a torch.device, ...).
+    checkpoint : str or path-like, optional
+        sgd and adam: a file that holds the whole training state (parameters,
+        optimizer moments, shuffle generator, counters, loss curve), written
+        atomically every ``checkpoint_every`` epochs, on Ctrl-C and at the end
+        of ``fit``.  When the file exists, ``fit`` resumes from it and ends as
+        a fit that never stopped would (with an int ``random_state``; bit for
+        bit on NumPy).  A checkpoint of other data or parameters raises
+        :class:`~xpnet.CheckpointMismatchError`.  ``partial_fit`` neither
+        reads nor writes it (the estimator itself carries the state between
+        calls).
+    checkpoint_every : int, default 1
+        Epochs between checkpoints.
 
     Attributes
     ----------
@@ -535,6 +629,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         max_fun=15000,
         backend=None,
         device=None,
+        checkpoint=None,
+        checkpoint_every=1,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -561,11 +657,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.max_fun = max_fun
         self.backend = backend
         self.device = device
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     _parameter_constraints: dict = {
         **_SkClassifier._parameter_constraints,
         "backend": [StrOptions(_BACKEND_NAMES), None],
         "device": "no_validation",
+        "checkpoint": [str, os.PathLike, None],
+        "checkpoint_every": [Interval(Integral, 1, None, closed="left")],
     }
 
     def _output_name(self) -> str:
@@ -615,6 +715,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            Before training: for NumPy, SciPy sparse and other host input,
+            scikit-learn's own errors; for arrays of other backends, xpnet's
+            (X a non-empty 2-D array of real numbers, all finite; y one label
+            per sample, never a mix of strings and numbers, none missing).  A
+            malformed ``device`` (``"banana"``) for any input.
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
@@ -717,6 +826,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         max_fun=15000,
         backend=None,
         device=None,
+        checkpoint=None,
+        checkpoint_every=1,
     ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -744,6 +855,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.max_fun = max_fun
         self.backend = backend
         self.device = device
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     def _output_name(self) -> str:
         return "exp" if self.loss == "poisson" else "identity"
@@ -774,6 +887,15 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            Before training: for NumPy, SciPy sparse and other host input,
+            scikit-learn's own errors; for arrays of other backends, xpnet's
+            (X a non-empty 2-D array of real numbers, all finite; y one target,
+            or row of targets, per sample: finite numbers).  A malformed
+            ``device`` (``"banana"``) for any input.
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 

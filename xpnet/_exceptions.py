@@ -52,8 +52,11 @@ class TrainingInterruptedWarning(UserWarning):
     finished pass, and its history ends there."""
 
 
-class DivergenceError(ValueError):
+class DivergenceError(ValueError, FloatingPointError):
     """The training loss stopped being finite.
+
+    A ValueError (the settings do not suit the data), and a FloatingPointError
+    as xpnet raised before this type existed.
 
     Attributes
     ----------
@@ -94,3 +97,21 @@ class DeviceMemoryError(MemoryError):
     The message suggests what to change: a smaller ``batch_size``, a smaller
     ``memory_budget`` for :func:`xpnet.fit_many`, or fewer rows at a time.
     """
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` pointed at the caller's line: the first frame outside xpnet
+    (and outside scikit-learn's ``fit`` wrapper, which the estimators pass through)."""
+    import os
+    import sys
+    import warnings
+
+    here = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    level, frame = 1, sys._getframe(1)
+    while frame is not None:
+        name = os.path.abspath(frame.f_code.co_filename)
+        inside = name.startswith(here) or name.endswith(os.path.join("sklearn", "base.py"))
+        if not inside:
+            break
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level + 1)

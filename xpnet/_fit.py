@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import _backends, _train, _validation
+from ._exceptions import DivergenceWarning, TrainingInterruptedWarning, warn
 from ._model import Model, one_hot
 from ._network import objective
 from ._optim import SGD
@@ -53,8 +55,10 @@ def prepare(X: Any, y: Any, backend: Any, device: Any, dtype: Any, fallback: boo
     classes, index = _validation.encode_labels(labels)
     target = _backends.resolve(backend, device, X, fallback)
     dtype = _validation.resolve_dtype(target, X, dtype)
-    Xt = target.asarray(X, dtype)
-    return Prepared(target, dtype, X, Xt, one_hot(target, index, len(classes), dtype), classes)
+    with target.activate():  # out of device memory here is a DeviceMemoryError too
+        Xt = target.asarray(X, dtype)
+        Y = one_hot(target, index, len(classes), dtype)
+    return Prepared(target, dtype, X, Xt, Y, classes)
 
 
 def mean_loss(target: _backends.Target, activation: str, l2: float) -> Any:
@@ -92,6 +96,8 @@ def fit(
     log_every: int = 1000,
     verbose: bool = False,
     callback: Callback | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
 ) -> Model:
     """Train a multi-layer perceptron classifier by full-batch gradient descent.
 
@@ -139,20 +145,68 @@ def fit(
     callback : callable, optional
         Called as ``callback(pass, loss)`` with an int and a float at exactly
         the passes recorded in ``model.loss_curve``, the last one included.
+    checkpoint : str or path-like, optional
+        A file that holds the whole training state: written (atomically) every
+        ``checkpoint_every`` passes, on Ctrl-C and at the end.  When the file
+        exists, training resumes from it: the same call after a crash ends with
+        the same parameters as a run that never stopped (bit for bit on the
+        same backend), and ``callback`` sees only the passes after the
+        checkpoint.  A checkpoint of other data or settings is refused.
+    checkpoint_every : int, optional
+        Passes between checkpoints; by default ``log_every``.
 
     Returns
     -------
     Model
         The trained model, its parameters on the training device.
+        ``model.stopped`` is "interrupted" after a Ctrl-C.
 
     Raises
     ------
     ValueError
-        For bad data or settings, before any training.
+        Before any training, for bad data or settings:
+
+        - ``X`` that is not a non-empty 2-D array of real numbers (bool, int,
+          float; an object array of real numbers is read as float64), or that
+          holds NaN or infinity;
+        - ``y`` that is not one label per sample, mixes strings and numbers,
+          misses labels (None, NaN), has a single class, or is continuous
+          (floats that are not whole numbers: a regression target);
+        - settings of the wrong type (a bool, float or string for an int),
+          out of range (``hidden``, ``epochs`` and ``log_every`` at least 1,
+          ``lr`` > 0, ``l2`` >= 0, both finite; ``seed`` from 0 to
+          2**32 - 1), or not among the named choices (``activation``,
+          ``backend``, ``dtype``);
+        - a malformed ``device`` (``"banana"``, ``"cuda:x"``): a well-formed
+          device this machine lacks (``"cuda:0"`` without CUDA) falls back
+          instead, as a missing backend does;
+        - ``dtype="float64"`` on a device without float64 (JAX without
+          x64, torch on MPS).
     BackendUnavailableError
         When the backend cannot be used and ``fallback=False``.
-    FloatingPointError
-        When the loss stops being finite (the step is too large).
+    DivergenceError
+        When the loss stops being finite (the step is too large); the error
+        names the first such pass and holds the parameters of the pass before.
+    CheckpointMismatchError
+        When ``checkpoint`` was written by a run of other data or settings.
+    ModelFileError
+        When ``checkpoint`` exists but is not a readable checkpoint.
+
+    Warns
+    -----
+    TrainingInterruptedWarning
+        On Ctrl-C (KeyboardInterrupt): training stops after the pass under way
+        and the model of the last finished pass is returned, its loss curve
+        ending at that pass.
+    DivergenceWarning
+        When the last recorded loss is above the first: the loss stayed finite
+        but training made the model worse.
+    BackendFallbackWarning
+        When the backend or device is not available here and xpnet trains on
+        NumPy instead.
+    UserWarning
+        When float64 ``X`` (with ``dtype=None``) trains in float32 on a device
+        without float64.
 
     See Also
     --------
@@ -173,30 +227,102 @@ def fit(
     )  # fmt: skip
     if callback is not None and not callable(callback):
         raise ValueError(f"callback must be callable as callback(pass, loss), got {callback!r}")
+    checkpointing = _checkpointing(checkpoint, checkpoint_every, settings["log_every"])
     data = prepare(X, y, backend, device, dtype, fallback)
+    state, save = None, None
+    if checkpointing is not None:
+        state, save = resume(data, settings, *checkpointing)
     bar = _train.progress_bar(settings["epochs"]) if verbose else None
     try:
         observe = None  # nothing to tell: no per-pass calls
         if callback is not None or bar is not None:
             observe = _train.progress_observer(settings["epochs"], callback, bar)
-        state = train(data, settings, observe, divergence="raise")
+            if bar is not None and state is not None:
+                bar.update(state.epoch)  # the passes done before the checkpoint
+        with data.target.quiet():  # divergence is reported below, not by the library
+            state = train(
+                data, settings, observe, divergence="raise", state=state, save=save,
+                checkpoint_every=None if checkpointing is None else checkpointing[1],
+                interruptible=True,
+            )  # fmt: skip
+        if bar is not None and state.stopped == "interrupted" and state.history:
+            # the loss of the last pass, recorded after the run, is the one the bar ends on
+            bar.set_postfix(loss=f"{state.history[-1][1]:.6f}", refresh=False)
     finally:
         if bar is not None:
             bar.close()
+    history = state.history
+    if state.stopped == "interrupted":
+        warn(
+            f"training interrupted after {state.epoch} of {settings['epochs']} passes; the "
+            "model holds the parameters of the last finished pass"
+            + (f" (loss {history[-1][1]:.6g})" if history else ""),
+            TrainingInterruptedWarning,
+        )
+    elif len(history) > 1 and history[-1][1] > history[0][1]:
+        warn(
+            f"the loss rose from {history[0][1]:.6g} after pass {history[0][0]} to "
+            f"{history[-1][1]:.6g} after pass {history[-1][0]}: training made the model "
+            f"worse; lower the learning rate (lr={settings['lr']:g}) or scale the features",
+            DivergenceWarning,
+        )
     return trained_model(data, settings, state)
 
 
+def _checkpointing(checkpoint: Any, every: Any, log_every: int) -> tuple[Any, int] | None:
+    """``(path, every)`` for a checkpointed run, validated; None without a checkpoint."""
+    if checkpoint is None:
+        if every is not None:
+            raise ValueError("checkpoint_every needs a checkpoint path: pass checkpoint=...")
+        return None
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(
+            f"checkpoint must be a file path (str or os.PathLike), got {type(checkpoint).__name__}"
+        )
+    every = log_every if every is None else _validation.check_int("checkpoint_every", every, 1)
+    return checkpoint, every
+
+
+def resume(
+    data: Prepared, settings: dict, path: Any, every: int
+) -> tuple[_train.TrainState | None, Any]:
+    """The state saved at ``path`` for this run (None without one), and a function that
+    saves a state there."""
+    from . import _checkpoint
+
+    digest = _checkpoint.data_hash(data.Xt, data.Y, data.classes)
+    run = _checkpoint.identity(
+        digest, {**settings, "dtype": _validation.dtype_name(data.dtype), "kind": "fit"}
+    )
+    state = _checkpoint.load(path, run, data.target, data.dtype)
+    return state, lambda s: _checkpoint.save(path, s, run)
+
+
 def train(
-    data: Prepared, settings: dict, observe: _train.Observer | None, divergence: str
+    data: Prepared,
+    settings: dict,
+    observe: _train.Observer | None,
+    divergence: str,
+    *,
+    state: _train.TrainState | None = None,
+    save: Any = None,
+    checkpoint_every: int | None = None,
+    interruptible: bool = False,
 ) -> _train.TrainState:
-    """The article's training of one model on prepared data, from its seed's weights.
+    """The article's training of one model on prepared data, from its seed's weights
+    or from ``state`` (a checkpoint's).
 
     ``divergence`` is the rule for a non-finite loss (see :class:`xpnet._train.Rules`).
+    With ``interruptible``, Ctrl-C ends the run with ``stopped="interrupted"``,
+    the loss of its last pass recorded.  ``save`` and ``checkpoint_every`` go to
+    :func:`xpnet._train.run`.
     """
     target = data.target
-    sizes = (data.X.shape[1], *settings["hidden"], len(data.classes))
-    params = _train.to_target(target, _train.init_article(sizes, settings["seed"]), data.dtype)
     optimizer = SGD(settings["lr"])
+    if state is None:
+        sizes = (data.X.shape[1], *settings["hidden"], len(data.classes))
+        init = _train.init_article(sizes, settings["seed"])
+        state = _train.start(_train.to_target(target, init, data.dtype), optimizer, target.xp)
     loss = mean_loss(target, settings["activation"], settings["l2"])
     network = (target, optimizer, settings["activation"], "softmax", settings["l2"])
     problem = _train.Problem(
@@ -207,9 +333,16 @@ def train(
         repeat=_train.repeat_for(*network),
     )
     rules = _train.Rules(
-        epochs=settings["epochs"], log_every=settings["log_every"], divergence=divergence
-    )
-    return _train.run(_train.start(params, optimizer, target.xp), problem, rules, observe)
+        epochs=settings["epochs"] - state.epoch, log_every=settings["log_every"],
+        divergence=divergence, interruptible=interruptible, checkpoint_every=checkpoint_every,
+    )  # fmt: skip
+    state = _train.run(state, problem, rules, observe, save)
+    history = state.history
+    unrecorded = state.epoch > 0 and (not history or history[-1][0] != state.epoch - 1)
+    if state.stopped == "interrupted" and unrecorded:
+        last = (state.epoch - 1, problem.evaluate(state.params))
+        state = state._replace(history=(*history, last))
+    return state
 
 
 def trained_model(data: Prepared, settings: dict, state: _train.TrainState) -> Model:
@@ -225,4 +358,5 @@ def trained_model(data: Prepared, settings: dict, state: _train.TrainState) -> M
         n_features_in=data.X.shape[1],
         loss_curve=list(state.history),
         settings=settings,
+        stopped=state.stopped if state.stopped == "interrupted" else None,
     )

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple, overload
 
 import numpy as np
@@ -122,9 +124,16 @@ def fit_many(
     Raises
     ------
     ValueError
-        For bad data or settings, before any training.
+        Before any training, for bad data or settings, by the rules of
+        :func:`xpnet.fit`, for each model's settings (the message names the
+        model), and for ``validation`` that is not a pair of data like ``X``
+        and labels of the kind of ``y`` (labels that ``y`` lacks count as
+        wrong predictions).
     BackendUnavailableError
         When the backend cannot be used and ``fallback=False``.
+    MemoryError
+        When the models do not fit in memory (on a device:
+        :class:`~xpnet.DeviceMemoryError`).
 
     Notes
     -----
@@ -152,7 +161,7 @@ def fit_many(
         memory_budget = _validation.check_int("memory_budget", memory_budget, 1)
     data = prepare(X, y, backend, device, dtype, fallback)
     if validation is not None:
-        validation = _check_validation(validation, data.X.shape[1])
+        validation = _check_validation(validation, data.X.shape[1], data.classes)
     return train_grid(data, settings, validation, memory_budget, verbose)
 
 
@@ -202,13 +211,18 @@ def _combine(values: dict, pair_up: bool) -> list[dict]:
     return combos
 
 
-def _check_validation(validation: Any, n_features: int) -> tuple[Any, np.ndarray]:
+def _check_validation(
+    validation: Any, n_features: int, classes: np.ndarray
+) -> tuple[Any, np.ndarray]:
+    """``(X_val, y_val)`` checked as data to score on; unseen labels count as wrong."""
     try:
         X_val, y_val = validation
     except (TypeError, ValueError):
         raise ValueError("validation must be a pair (X_val, y_val)") from None
-    X_val = _validation.check_X(X_val, n_features=n_features)
-    return X_val, _validation.check_labels(y_val, X_val.shape[0])
+    X_val = _validation.check_X(X_val, n_features=n_features, when="predict", name="X_val")
+    y_val = _validation.check_labels(y_val, X_val.shape[0], name="y_val")
+    _validation.check_known_kind(y_val, classes, name="y_val")
+    return X_val, y_val
 
 
 # -- planning --------------------------------------------------------------------------------
@@ -759,6 +773,26 @@ class ModelGrid(Sequence):
         where = f" backend={first.backend!r} device={first.device!s}" if first else ""
         return f"<xpnet.ModelGrid of {len(self)} models{where}>"
 
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write every model and the results to ``path``, to be read back by :func:`xpnet.load`.
+
+        One file (an ``.npz`` archive of the parameters and a JSON
+        description), written atomically as :meth:`xpnet.Model.save` writes.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where to write; its directory must exist.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+        """
+        from ._io import save_grid
+
+        return save_grid(self, path)
+
     def _working(self) -> list[Model]:
         """The models that did not diverge: the ensemble."""
         working = [
@@ -784,11 +818,19 @@ class ModelGrid(Sequence):
         -------
         array
             In X's namespace, on its device, in its float dtype.
+
+        Raises
+        ------
+        ValueError
+            For X as :meth:`xpnet.Model.predict_proba` does, an unknown
+            ``reduce``, or no model to predict with.
         """
         if reduce not in (None, "mean"):
             raise ValueError(f"reduce must be None or 'mean' for predict_proba, got {reduce!r}")
         models = self._models if reduce is None else self._working()
-        X = _validation.check_X(X, n_features=models[0].n_features_in_)
+        if not models:
+            raise ValueError("this grid holds no models; there is nothing to predict with")
+        X = _validation.check_X(X, n_features=models[0].n_features_in_, when="predict")
         here = _backends.target_of(X)
         each = [follow(m._proba(m._outputs(X)), X, keep_float=True) for m in models]
         with here.activate():
@@ -810,12 +852,18 @@ class ModelGrid(Sequence):
         -------
         array of shape (n_samples,)
             As :meth:`xpnet.Model.predict`.
+
+        Raises
+        ------
+        ValueError
+            For X as :meth:`xpnet.Model.predict` does, an unknown ``reduce``,
+            or no model that did not diverge.
         """
         if reduce not in ("vote", "mean"):
             raise ValueError(f"reduce must be 'vote' or 'mean' for predict, got {reduce!r}")
         models = self._working()
         first = models[0]
-        X = _validation.check_X(X, n_features=first.n_features_in_)
+        X = _validation.check_X(X, n_features=first.n_features_in_, when="predict")
         here = _backends.target_of(X)
         xp = here.xp
         if reduce == "mean":

@@ -15,7 +15,6 @@ import dataclasses
 import math
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -385,11 +384,17 @@ class Rules(NamedTuple):
     one_epoch : bool
         Stop after one epoch (scikit-learn's partial_fit).
     divergence : {"raise", "mark", "stop", "ignore"}
-        On a non-finite loss: raise FloatingPointError; mark the model in
-        ``state.diverged`` and train the others on; stop; or train on.
+        On a non-finite loss: raise :class:`~xpnet.DivergenceError` (after
+        replaying the passes since the last finite recorded loss, one by one,
+        to name the first non-finite pass and keep the parameters before it);
+        mark the model in ``state.diverged`` and train the others on; stop; or
+        train on.
     interruptible : bool
-        On KeyboardInterrupt, warn and return the state of the last finished
-        step instead of raising.
+        On KeyboardInterrupt, return the state of the last finished step, with
+        ``stopped="interrupted"``, instead of raising (the caller warns).
+    checkpoint_every : int or None
+        With a ``save`` function given to :func:`run`: save the state after
+        every epoch whose count is a multiple of this, and at the end.
     """
 
     epochs: int
@@ -399,63 +404,135 @@ class Rules(NamedTuple):
     one_epoch: bool = False
     divergence: str = "stop"
     interruptible: bool = False
+    checkpoint_every: int | None = None
 
 
 def run(
-    state: TrainState, problem: Problem, rules: Rules, observe: Observer | None = None
+    state: TrainState,
+    problem: Problem,
+    rules: Rules,
+    observe: Observer | None = None,
+    save: Callable[[TrainState], Any] | None = None,
 ) -> TrainState:
     """Train from ``state`` by ``problem`` under ``rules``; the state after the run.
 
     ``observe(event, state, detail)`` sees each epoch's end ("epoch", with the
     loss recorded then, or None), each validation score ("validation", with
     the score) and each plateau ("plateau", with the message); it cannot
-    change the state.
+    change the state.  ``save(state)``, when given, writes a checkpoint every
+    ``rules.checkpoint_every`` epochs and at the end of the run (unless it
+    diverged).
     """
-    data, optimizer, step = problem.data, problem.optimizer, problem.step
-    step_size, advance, n = optimizer.step_size, optimizer.advance, data.n
+    data, optimizer = problem.data, problem.optimizer
     last, log_every = state.epoch + rules.epochs - 1, rules.log_every
+    every = rules.checkpoint_every if save is not None else None
     state = state._replace(stopped=None)
     # Passes that record nothing and meet no stop rule can run as one call.
     runs = problem.repeat is not None and log_every is not None and rules.tol is None
     runs = runs and not rules.one_epoch and optimizer.fixed_rate() and data.whole(state.shuffle)
-    length = 8
+    length, saved = 8, state.epoch
+    finite = state  # the state at the last recorded finite loss (or the start)
     try:
         with data.target.activate(), data.target.sized(_elements(state.params, data)):
             while state.stopped is None and state.epoch <= last:
                 to_log = _next_log(state.epoch, log_every, last) - state.epoch if runs else 0
+                if every is not None:  # a checkpoint falls between two passes
+                    to_log = min(to_log, (state.epoch // every + 1) * every - state.epoch)
                 if to_log > 0:
-                    began = time.perf_counter()
-                    state = _repeat(state, problem, min(length, to_log), observe)
+                    began, m = time.perf_counter(), min(length, to_log)
+                    state = _repeat(state, problem, m)
                     length = _next_length(length, time.perf_counter() - began)
-                    continue
-                shuffle, batches = data.epoch(state.shuffle)
-                if shuffle is not None:
-                    state = state._replace(shuffle=shuffle)
-                total = None
-                for X, Y, sw, size in batches:
-                    lr = step_size(state.opt)
-                    params, slots, loss = step(state.params, state.opt.slots, X, Y, sw, lr)
-                    state = state._replace(params=params, opt=advance(state.opt, lr, slots))
-                    if loss is not None:
-                        total = loss * size if total is None else total + loss * size
-                epoch = state.epoch
-                state = state._replace(epoch=epoch + 1, samples=state.samples + n)
-                loss = None
-                if total is not None:
-                    loss = float(_backends.to_host(total)) / n
-                elif log_every is not None and (epoch % log_every == 0 or epoch == last):
-                    loss = problem.evaluate(state.params)
-                state = _epoch_end(state, problem, rules, epoch, loss, observe)
+                    events = [("epoch", state, None)] * m
+                else:
+                    epoch = state.epoch
+                    state, loss = _epoch(state, problem, log_every, last)
+                    finite_loss = loss is None or np.all(np.isfinite(loss))
+                    if not finite_loss and rules.divergence == "raise":
+                        _raise_divergence(finite, problem, epoch, loss)
+                    state, events = _epoch_end(state, problem, rules, epoch, loss)
+                    if loss is not None and finite_loss:
+                        finite = state
+                if every is not None and state.epoch % every == 0 and state.stopped is None:
+                    save(state)
+                    saved = state.epoch
+                if observe is not None:  # every pass, after the state is kept
+                    for event, seen, detail in events:
+                        observe(event, seen, detail)
     except KeyboardInterrupt:
         if not rules.interruptible:
             raise
-        warnings.warn("Training interrupted by user.", stacklevel=3)
         state = state._replace(stopped="interrupted")
     finally:
-        release = getattr(step, "release", None)  # a native step's buffers
+        release = getattr(problem.step, "release", None)  # a native step's buffers
         if release is not None:
             release()
+    if save is not None and state.epoch != saved and state.stopped != "diverged":
+        save(state)
     return state
+
+
+def _epoch(
+    state: TrainState, problem: Problem, log_every: int | None, last: int
+) -> tuple[TrainState, Any]:
+    """One epoch of steps over the batches; the state after it, and the loss to record.
+
+    The loss is the epoch's mean batch loss when the step reports one, else
+    ``problem.evaluate`` at the log points, else None.
+    """
+    data, optimizer = problem.data, problem.optimizer
+    shuffle, batches = data.epoch(state.shuffle)
+    if shuffle is not None:
+        state = state._replace(shuffle=shuffle)
+    total = None
+    for X, Y, sw, size in batches:
+        lr = optimizer.step_size(state.opt)
+        params, slots, loss = problem.step(state.params, state.opt.slots, X, Y, sw, lr)
+        state = state._replace(params=params, opt=optimizer.advance(state.opt, lr, slots))
+        if loss is not None:
+            total = loss * size if total is None else total + loss * size
+    epoch = state.epoch
+    state = state._replace(epoch=epoch + 1, samples=state.samples + data.n)
+    if total is not None:
+        return state, float(_backends.to_host(total)) / data.n
+    if log_every is not None and (epoch % log_every == 0 or epoch == last):
+        return state, problem.evaluate(state.params)
+    return state, None
+
+
+def _raise_divergence(finite: TrainState, problem: Problem, epoch: int, loss: Any) -> None:
+    """Raise DivergenceError for a non-finite loss recorded after pass ``epoch``.
+
+    The passes since ``finite`` (the state of the last finite recorded loss)
+    are replayed one at a time, each evaluated, to find the first whose loss is
+    not finite and keep the parameters before it: training is deterministic,
+    so the replay retraces the run.
+    """
+    from ._exceptions import DivergenceError
+
+    history, before = finite.history, finite
+    bad, bad_loss = epoch, loss
+    if problem.evaluate is not None:
+        state = finite
+        while state.epoch < epoch:
+            following, _ = _epoch(state, problem, None, epoch)
+            replayed = problem.evaluate(following.params)
+            if not np.all(np.isfinite(replayed)):
+                bad, bad_loss = state.epoch, replayed
+                break
+            state = following
+        before = state
+    last = f"; it was {history[-1][1]:.6g} after pass {history[-1][0]}" if history else ""
+    passes = f"pass {bad - 1}" if bad > 0 else "initialisation"
+    rate = problem.optimizer.step_size(before.opt)
+    raise DivergenceError(
+        f"training diverged: the loss is {float(bad_loss)} after pass {bad}{last}. Lower the "
+        f"learning rate (lr={float(rate):g}) or scale the features; the error's .params "
+        f"hold the parameters after {passes}, the last with a finite loss.",
+        epoch=bad,
+        loss=float(bad_loss),
+        params=to_host(before.params),
+        history=list(history),
+    )
 
 
 def _elements(params: list, data: Data) -> int:
@@ -482,7 +559,7 @@ def _next_length(length: int, seconds: float) -> int:
     return length
 
 
-def _repeat(state: TrainState, problem: Problem, m: int, observe: Observer | None) -> TrainState:
+def _repeat(state: TrainState, problem: Problem, m: int) -> TrainState:
     """``m`` passes that record no loss, by ``problem.repeat``: as ``m`` single passes."""
     data, opt = problem.data, state.opt
     lr = problem.optimizer.step_size(opt)
@@ -493,9 +570,6 @@ def _repeat(state: TrainState, problem: Problem, m: int, observe: Observer | Non
         epoch=state.epoch + m,
         samples=state.samples + m * data.n,
     )
-    if observe is not None:  # the observers see every pass, after the call
-        for _ in range(m):
-            observe("epoch", state, None)
     return state
 
 
@@ -505,9 +579,14 @@ def _epoch_end(
     rules: Rules,
     epoch: int,
     loss: Any,
-    observe: Observer | None,
-) -> TrainState:
-    """Record the epoch's loss and apply the stop rules."""
+) -> tuple[TrainState, list]:
+    """Record the epoch's loss and apply the stop rules: the state after, and the
+    ``(event, state, detail)`` triples for the observers.
+
+    The observers are called by :func:`run` once the state is kept, so that an
+    observer that raises (Ctrl-C in a callback) loses nothing of the epoch.
+    """
+    events: list = []
     if loss is not None:
         state = state._replace(history=(*state.history, (epoch, loss)))
         if not np.all(np.isfinite(loss)):
@@ -515,12 +594,11 @@ def _epoch_end(
     scored = len(state.scores)
     if loss is not None and rules.tol is not None and state.stopped is None:
         state = _count_no_improvement(state, problem, rules.tol, loss)
-    if observe is not None:
-        observe("epoch", state, loss)
-        if len(state.scores) > scored:
-            observe("validation", state, state.scores[-1])
+    events.append(("epoch", state, loss))
+    if len(state.scores) > scored:
+        events.append(("validation", state, state.scores[-1]))
     if state.stopped is not None:
-        return state
+        return state, events
     optimizer = problem.optimizer
     opt = optimizer.epoch_end(state.opt, state.samples)
     if opt is not state.opt:
@@ -533,24 +611,17 @@ def _epoch_end(
         )
         stop, opt, news = optimizer.plateau(state.opt)
         state = state._replace(opt=opt, no_improvement=0 if not stop else state.no_improvement)
-        if observe is not None:
-            observe("plateau", state, f"{message} {news}")
+        events.append(("plateau", state, f"{message} {news}"))
         if stop:
-            return state._replace(stopped="plateau")
+            return state._replace(stopped="plateau"), events
     if rules.one_epoch:
-        return state._replace(stopped="one epoch")
-    return state
+        return state._replace(stopped="one epoch"), events
+    return state, events
 
 
 def _diverged(state: TrainState, rules: Rules, epoch: int, loss: Any) -> TrainState:
     if rules.divergence == "ignore":
         return state
-    if rules.divergence == "raise":
-        rate = state.opt.learning_rate
-        raise FloatingPointError(
-            f"training diverged: the loss is {loss} after pass {epoch}; "
-            f"lower the learning rate (lr={rate}) or scale the features"
-        )
     if rules.divergence == "stop" or state.diverged is None:
         return state._replace(stopped="diverged")
     fresh = (state.diverged < 0) & ~np.isfinite(loss)
@@ -590,12 +661,16 @@ def progress_observer(total: int, callback: Callback | None, bar: Any | None) ->
     The bar advances in about 200 ticks rather than per pass: smooth to the
     eye, and tqdm's per-call cost stays negligible next to a pass.  One
     observer may follow several runs (the groups of a grid): it counts passes.
+    The first recorded loss is drawn at once (tqdm otherwise redraws at most
+    every 0.1 s, which a short run may never reach); the last is on the line
+    the bar leaves when it closes.
     """
     tick = max(1, total // 200)
     seen = shown = 0
+    drawn = False
 
     def observe(event: str, state: TrainState, loss: Any) -> None:
-        nonlocal seen, shown
+        nonlocal seen, shown, drawn
         if event != "epoch":
             return
         seen += 1
@@ -604,6 +679,9 @@ def progress_observer(total: int, callback: Callback | None, bar: Any | None) ->
                 bar.set_postfix(loss=_describe(loss), refresh=False)
             bar.update(seen - shown)
             shown = seen
+            if loss is not None and not drawn:
+                bar.refresh()
+                drawn = True
         if loss is not None and callback is not None:
             callback(state.history[-1][0], loss)
 
@@ -618,6 +696,16 @@ def _describe(loss: Any) -> str:
 
 
 def progress_bar(total: int) -> Any:
+    """A tqdm bar of ``total`` passes on stderr, silent unless stderr is a terminal.
+
+    ``disable=None`` is tqdm's switch for that: a bar redraws itself with
+    carriage returns, which would litter a redirected log.  (In a notebook
+    ``tqdm.auto`` draws a widget, shown whatever stderr is.)  ``leave=True``
+    keeps the bar's last frame when it closes: one line with the passes done
+    and the last recorded loss.
+    """
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="pass", file=sys.stderr, dynamic_ncols=True, leave=False)
+    return tqdm(
+        total=total, unit="pass", file=sys.stderr, dynamic_ncols=True, leave=True, disable=None
+    )

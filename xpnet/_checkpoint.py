@@ -1,0 +1,150 @@
+"""Checkpoints: a :class:`~xpnet._train.TrainState` in a file, tied to the run that wrote it.
+
+The training state is plain data (arrays, numbers, tuples), so a checkpoint is
+that data in one of xpnet's files (:mod:`xpnet._files`): the arrays on the
+host, and the nesting of lists and tuples described in the JSON.  Next to it
+goes the run's *identity*: a hash of the training data and the settings that
+decide every number.  A run resumes only from a checkpoint of the same
+identity; any other is refused, never mixed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import numpy as np
+
+from . import _backends, _files
+from ._exceptions import CheckpointMismatchError, ModelFileError
+from ._optim import OptState
+from ._train import Shuffle, TrainState, to_target
+
+# The fields of TrainState that live on the training device.
+_ON_DEVICE = ("params", "best_params")
+
+
+def data_hash(*arrays: Any) -> str:
+    """A SHA-256 of arrays (any backend; None allowed): their shapes, dtypes and bytes."""
+    digest = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            digest.update(b"none;")
+            continue
+        if hasattr(a, "toarray"):  # SciPy sparse: its dense values decide the numbers
+            a = a.toarray()
+        host = np.ascontiguousarray(_backends.to_host(a))
+        if host.dtype.kind in "OU":  # labels: their text decides the classes
+            host = np.array([repr(v) for v in host.tolist()]).astype("U")
+        digest.update(f"{host.shape};{host.dtype.str};".encode())
+        digest.update(host.tobytes())
+    return digest.hexdigest()
+
+
+def identity(data: str, settings: dict) -> dict:
+    """A run's identity: the hash of its data, and its settings as JSON-able values."""
+    return {"data": data, "settings": {k: _plain(v) for k, v in sorted(settings.items())}}
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-able form of a setting (tuples become lists, other objects their repr)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return repr(value)
+
+
+def save(path: str | os.PathLike, state: TrainState, run: dict) -> None:
+    """Write ``state`` and the run's identity to ``path``, atomically."""
+    arrays: dict[str, np.ndarray] = {}
+    fields = {name: _pack(getattr(state, name), arrays) for name in TrainState._fields}
+    _files.write(path, "checkpoint", {"run": run, "state": fields}, arrays)
+
+
+def load(path: str | os.PathLike, run: dict, target: _backends.Target, dtype: Any) -> Any:
+    """The state saved at ``path`` (device arrays on ``target``), or None without a file.
+
+    Raises
+    ------
+    CheckpointMismatchError
+        When the checkpoint was written by a run of other data or settings.
+    ModelFileError
+        When the file is not a readable checkpoint.
+    """
+    if not os.path.exists(path):
+        return None
+    archive = _files.read(path, "checkpoint")
+    _check_identity(path, archive.meta.get("run"), run)
+    try:
+        fields = archive.meta["state"]
+        values = {name: _unpack(fields[name], archive.arrays) for name in TrainState._fields}
+        opt = OptState(*values["opt"])
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ModelFileError(f"{path} is not a readable xpnet checkpoint: {exc!r}") from None
+    values["opt"] = opt._replace(slots=to_target(target, opt.slots, dtype))
+    for name in _ON_DEVICE:
+        values[name] = to_target(target, values[name], dtype)
+    shuffle = values["shuffle"]
+    if shuffle is not None:
+        values["shuffle"] = Shuffle(*shuffle)
+    return TrainState(**values)
+
+
+def _check_identity(path: Any, saved: Any, run: dict) -> None:
+    if not isinstance(saved, dict) or set(saved) != {"data", "settings"}:
+        raise ModelFileError(f"{path} is a checkpoint without the identity of its run")
+    advice = f"delete {path}, or pass another checkpoint path, to start afresh"
+    if saved["settings"] != run["settings"]:
+        before, now = saved["settings"], run["settings"]
+        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        what = "; ".join(f"{k} was {before.get(k)!r}, now {now.get(k)!r}" for k in changed)
+        raise CheckpointMismatchError(
+            f"{path} was written by a run with other settings ({what}): it cannot be "
+            f"resumed with these; {advice}"
+        )
+    if saved["data"] != run["data"]:
+        raise CheckpointMismatchError(
+            f"{path} was written by a run on other data (X, y or sample weights differ): "
+            f"it cannot be resumed on this data; {advice}"
+        )
+
+
+# -- nested data <-> JSON + arrays ---------------------------------------------------------
+def _pack(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """``value`` as JSON, its arrays moved into ``arrays`` (host NumPy) and named."""
+    if value is None or isinstance(value, (bool, str)):
+        return {"v": value}
+    if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
+        return {"int": int(value)}
+    if isinstance(value, (float, np.floating)):
+        return {"float": float(value)}  # nan and inf survive: JSON is written with allow_nan
+    if isinstance(value, (list, tuple)):
+        kind = "tuple" if isinstance(value, tuple) else "list"
+        return {kind: [_pack(v, arrays) for v in value]}
+    if hasattr(value, "shape"):
+        name = f"a{len(arrays)}"
+        arrays[name] = np.asarray(_backends.to_host(value))
+        return {"array": name}
+    raise TypeError(f"cannot checkpoint a {type(value).__name__}")
+
+
+def _unpack(packed: dict, arrays: dict[str, np.ndarray]) -> Any:
+    ((kind, value),) = packed.items()
+    if kind == "v":
+        return value
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    if kind in ("list", "tuple"):
+        items = [_unpack(v, arrays) for v in value]
+        return tuple(items) if kind == "tuple" else items
+    if kind == "array":
+        return arrays[value]
+    raise ValueError(f"unknown entry {kind!r}")
