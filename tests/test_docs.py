@@ -10,7 +10,14 @@ import pytest
 
 ON_NUMPY = os.environ.get("XPNET_TEST_BACKEND", "numpy") == "numpy"
 
-MODULES = ["xpnet._backends", "xpnet._fit", "xpnet._grid", "xpnet._lbfgs", "xpnet.plot"]
+MODULES = [
+    "xpnet._backends",
+    "xpnet._fit",
+    "xpnet._grid",
+    "xpnet._io",
+    "xpnet._lbfgs",
+    "xpnet.plot",
+]
 
 
 @pytest.mark.skipif(not ON_NUMPY, reason="the examples use NumPy input: run once")

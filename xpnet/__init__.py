@@ -27,6 +27,7 @@ from ._exceptions import (
 )
 from ._fit import fit
 from ._grid import ModelGrid, Results, fit_many
+from ._io import load
 from ._model import Model
 
 if TYPE_CHECKING:  # loaded on first use, by __getattr__ below
@@ -54,6 +55,7 @@ __all__ = [
     "available_backends",
     "fit",
     "fit_many",
+    "load",
     "plot",
 ]
 

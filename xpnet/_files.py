@@ -98,7 +98,11 @@ def read(path: str | os.PathLike, kinds: str | tuple[str, ...]) -> Archive:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}  # reads and checks every entry
-    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, KeyError) as exc:
+    # RuntimeError: zipfile's NotImplementedError (a compression method, zip version or flag
+    # it does not know) and its "encrypted" error, both what a flipped header bit gives
+    except (
+        zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, KeyError, RuntimeError
+    ) as exc:  # fmt: skip
         detail = str(exc) if len(str(exc)) < 100 else str(exc)[:100] + "..."
         raise ModelFileError(f"{what}: corrupted ({type(exc).__name__}: {detail})") from None
     if _META not in arrays:
