@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 import numpy as np
 import pytest
 
@@ -83,6 +86,101 @@ def test_losses_are_finite_for_confident_wrong_predictions(xb):
     for output in ("softmax", "logistic"):
         loss = float(xb.to_numpy(xb.xp.sum(_network.sample_losses(xb.xp, output, z, Y))))
         assert np.isfinite(loss) and loss > 999.0
+
+
+# -- the logistic over its whole range -------------------------------------------------------
+def _logistic_reference(z: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(-z))`` in float64 where exp(-z) is finite, and exp(z) below z = -700,
+    where ``1 + exp(-z)`` is ``exp(-z)`` to far better than rounding."""
+    safe = 1.0 / (1.0 + np.exp(-np.maximum(z, -700.0)))
+    return np.where(z >= -700.0, safe, np.exp(np.minimum(z, -700.0)))
+
+
+def _no_warnings():
+    """A context in which any warning, NumPy's floating-point ones included, fails."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("error")
+    stack.enter_context(np.errstate(over="raise", divide="raise", invalid="raise"))
+    return stack
+
+
+@pytest.mark.parametrize(
+    ("dtype", "low", "high"), [("float64", -745.0, 40.0), ("float32", -103.0, 17.0)]
+)
+def test_logistic_is_accurate_over_the_whole_range(xb, dtype, low, high):
+    grid = np.linspace(low, high, 20001)
+    z = np.concatenate([grid, [-744.4, -709.9, -37.5, -1e-300, 0.0, 1e-300, 36.8, 37.5]])
+    z = np.sort(z[(z >= low) & (z <= high)]).astype(dtype)
+    with _no_warnings():
+        got = xb.to_numpy(_network.logistic(xb.xp, xb.asarray(z, dtype))).astype(np.float64)
+    want = _logistic_reference(z.astype(np.float64))
+    info = np.finfo(dtype)
+    normal = want >= info.tiny  # below it, libraries that flush subnormals (JAX) give 0
+    assert np.all(got[normal] > 0)
+    relative = np.abs(got[normal] - want[normal]) / want[normal]
+    assert relative.max() < 8 * info.eps, z[normal][np.argmax(relative)]
+    assert np.all(np.abs(got[~normal] - want[~normal]) <= info.tiny)
+    assert np.all(np.diff(got) >= 0)  # monotone, as the logistic is
+
+
+def test_logistic_is_scipys_expit_for_positive_z():
+    expit = pytest.importorskip("scipy.special").expit
+    import array_api_compat.numpy as xp
+
+    z = np.random.RandomState(0).uniform(0.0, 40.0, 10000)
+    np.testing.assert_array_equal(_network.logistic(xp, z), expit(z))
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_native_logistic_kernel_equals_the_portable_logistic(library):
+    """The in-place kernel of the native steps, bit for bit, NaN and signed zeros included."""
+    pytest.importorskip(library)
+    from xpnet import _backends, _native
+
+    kernels = _native._KERNELS[library]()
+    target = _backends._target(library, "cpu")
+    z_host = np.concatenate(
+        [np.linspace(-750.0, 750.0, 30001), [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-310]]
+    )
+    for dtype in ("float64", "float32"):
+        z = target.asarray(z_host.astype(dtype))
+        want = _backends.to_host(_network.logistic(target.xp, z))
+        work, scratch = target.asarray(z_host.astype(dtype)), target.asarray(z_host.astype(dtype))
+        with np.errstate(over="raise", divide="raise", invalid="ignore"):  # inf - inf: nan
+            _native._logistic(kernels, work, scratch)
+        got = _backends.to_host(work)
+        finite = np.isfinite(z_host)
+        np.testing.assert_array_equal(got[finite], want[finite])
+        assert np.isnan(got[~finite][0]) and np.isnan(want[~finite][0])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_predict_proba_and_log_proba_follow_scikit_learn_far_in_the_tails():
+    """A binary classifier's logistic output, z from -740 to 40: where scikit-learn's
+    probabilities are positive ours agree to rounding, and ours stay positive below its
+    z = -709.8; predict_log_proba is finite wherever scikit-learn's is."""
+    skl = pytest.importorskip("sklearn.neural_network")
+    import xpnet
+
+    X0, y0 = np.arange(8.0)[:, None], np.arange(8) % 2
+    kw = dict(hidden_layer_sizes=(1,), activation="identity", max_iter=1, random_state=0)
+    ours, theirs = xpnet.MLPClassifier(**kw).fit(X0, y0), skl.MLPClassifier(**kw).fit(X0, y0)
+    for est in (ours, theirs):  # z = x exactly
+        est.coefs_ = [np.ones((1, 1)), np.ones((1, 1))]
+        est.intercepts_ = [np.zeros(1), np.zeros(1)]
+    X = np.linspace(-740.0, 40.0, 7801)[:, None]
+    p_ours, p_theirs = ours.predict_proba(X), theirs.predict_proba(X)
+    positive = p_theirs > 0
+    np.testing.assert_allclose(p_ours[positive], p_theirs[positive], rtol=4e-16, atol=0)
+    assert np.all(p_ours[:, 1] > 0) and not np.all(p_theirs[:, 1] > 0)
+    with np.errstate(divide="ignore"):  # both take log(0) for the other class when z > 37
+        log_ours, log_theirs = ours.predict_log_proba(X), theirs.predict_log_proba(X)
+    finite = np.isfinite(log_theirs)
+    assert np.all(np.isfinite(log_ours[finite]))
+    np.testing.assert_allclose(log_ours[finite], log_theirs[finite], rtol=1e-15)
+    with _no_warnings():  # where scikit-learn's own log is finite, no divide-by-zero either
+        ours.predict_log_proba(X[X[:, 0] < 30.0])
 
 
 # -- the model axis ----------------------------------------------------------------------

@@ -216,11 +216,21 @@ def _tanh(k: Kernels, z: Any, scratch: Any) -> None:
     k.tanh(z, z)
 
 
-def _logistic(k: Kernels, z: Any, scratch: Any = None) -> None:  # 0.5 * (1 + tanh(0.5 z))
-    k.multiply(z, 0.5, z)
-    k.tanh(z, z)
-    k.add(z, 1.0, z)
-    k.multiply(z, 0.5, z)
+def _logistic(k: Kernels, z: Any, scratch: Any) -> None:
+    """``_network.logistic`` in place, bit for bit: with ``m = (z > 0)``,
+    ``e = exp(-|z|)`` and ``r = 1 / (1 + e)``, ``max(m, e) * r`` is ``r`` where
+    ``z > 0`` (as ``e <= 1``) and ``e * r`` elsewhere, a select without one.  Every
+    step is exact but the exponential, ``1 + e``, the reciprocal and the last
+    product, which round as the portable form's do."""
+    e = k.negative(z, scratch)
+    k.maximum(z, e, e)  # |z|
+    m = k.positive(z, z)
+    k.negative(e, e)
+    k.exp(e, e)
+    k.maximum(m, e, m)  # max(m, e)
+    k.add(e, 1.0, e)
+    k.divide(1.0, e, e)  # r
+    k.multiply(m, e, z)
 
 
 # Every array an operation reads or writes must be one of the buffers, even (z > 0):
@@ -254,15 +264,15 @@ _ACTIVATIONS: dict[str, tuple[Callable | None, Callable | None]] = {
 }
 
 
-# -- outputs in place: z becomes the output; the losses go to scratch -----------------------
-def _softmax(k: Kernels, z: Any, column: Any) -> None:
+# -- outputs in place: z becomes the output (scratch: room of its shape); losses go to scratch
+def _softmax(k: Kernels, z: Any, column: Any, scratch: Any) -> None:
     k.subtract(z, k.reduce_last("max", z, column), z)
     k.exp(z, z)
     k.divide(z, k.reduce_last("sum", z, column), z)
 
 
-def _logistic_output(k: Kernels, z: Any, column: Any) -> None:
-    _logistic(k, z)
+def _logistic_output(k: Kernels, z: Any, column: Any, scratch: Any) -> None:
+    _logistic(k, z, scratch)
 
 
 def _clipped_log(k: Kernels, p: Any, Y: Any, out: Any) -> Any:
@@ -529,8 +539,8 @@ class Step:
             k.add(z, b, z)
         else:
             z = k.matmul(inputs[-1], wide[-1], buffers["z"])
-        if self.output is not None:
-            self.output(k, z, buffers["column"])  # z is now the output
+        if self.output is not None:  # z becomes the output; the losses' room is free till then
+            self.output(k, z, buffers["column"], buffers["out_scratch"][0])
         loss = None
         if self.mean_gradients:
             losses = self.losses(k, z, Y, buffers["out_scratch"])

@@ -1,17 +1,44 @@
-"""Checks of user input, run before any work; each error says what to do."""
+"""Checks of user input, run before any work; each error says what was wrong and what to do.
+
+The rules, for :func:`xpnet.fit`, :func:`xpnet.fit_many`, :class:`xpnet.Model`'s
+methods, and the estimators' input from other backends (NumPy input to the
+estimators goes through scikit-learn's own checks):
+
+* ``X`` is a non-empty 2-D array of real numbers (bool, int or float; an object
+  array holding only real numbers is read as float64), every value finite, with
+  the training data's number of columns at prediction.
+* ``y`` has one label per sample, all strings or all real numbers (never a mix),
+  none missing; a classifier needs at least two classes, and float labels must
+  be whole numbers (others are a regression target).  ``score`` counts a label
+  the model never saw as a wrong prediction; ``loss`` refuses it.
+* Settings are Python or NumPy numbers of the right kind (an int for counts,
+  never a bool or a string), in range, finite, and options are among the named
+  choices.
+
+Every failure is a ValueError.  Nothing here writes into the caller's arrays.
+"""
 
 from __future__ import annotations
 
 import math
 import numbers
-import warnings
 from typing import Any
 
 import array_api_compat
 import numpy as np
 
 from . import _backends
+from ._exceptions import warn
 from ._network import ACTIVATIONS
+
+#: The largest value of the settings that have one: passes and intervals an int32 loop
+#: counter holds (JAX's, without x64), layer sizes an int32 index reaches, and the seeds
+#: ``numpy.random.RandomState`` takes.
+_INT32 = 2**31 - 1
+_MAXIMA = {"epochs": _INT32, "log_every": _INT32, "seed": 2**32 - 1}
+
+#: What a check is for, as its messages say it.
+_BEFORE = {"fit": "before fitting", "predict": "before predicting"}
 
 
 def is_sparse(x: Any) -> bool:
@@ -19,121 +46,369 @@ def is_sparse(x: Any) -> bool:
     return hasattr(x, "tocsr") and hasattr(x, "nnz")
 
 
-def check_X(X: Any, *, n_features: int | None = None) -> Any:
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _shown(value: Any) -> str:
+    """``value`` for a message, with its type where the repr hides a mistake."""
+    if isinstance(value, (bool, np.bool_)):
+        return f"{value!r} (a bool)"
+    if isinstance(value, (str, bytes)):
+        return f"{value!r} (a string: pass the number itself)"
+    text = repr(value)
+    text = text if len(text) <= 40 else f"{text[:37]}..."
+    if isinstance(value, numbers.Number) or value is None:
+        return text
+    return f"{text} (of type {type(value).__name__})"
+
+
+# -- data --------------------------------------------------------------------------------
+def check_X(X: Any, *, n_features: int | None = None, when: str = "fit", name: str = "X") -> Any:
     """Validate a feature matrix from any backend, without copying it.
 
-    Lists and other non-arrays become NumPy arrays.  Raises ValueError unless
-    ``X`` is a non-empty 2-D array of real numbers, all finite, with
-    ``n_features`` columns when that is given.
+    Lists and other non-arrays become NumPy arrays, and object arrays of real
+    numbers float64 ones (new arrays: the caller's is never written).
+
+    Parameters
+    ----------
+    X : array-like
+        The data, from any backend.
+    n_features : int, optional
+        The number of columns X must have (the training data's).
+    when : {"fit", "predict"}
+        What X is for, as the messages say.
+    name : str
+        X's name in the messages ("X", "X_val").
+
+    Raises
+    ------
+    ValueError
+        Unless ``X`` is a non-empty 2-D array of real numbers, all finite, with
+        ``n_features`` columns when that is given.
     """
+    if X is None:
+        raise ValueError(f"{name} is None; pass a 2-D array of shape (n_samples, n_features)")
     if _backends.adapter_of(X) is None:
         if is_sparse(X):
             raise ValueError(
-                "X is a sparse matrix, which xpnet.fit does not take; pass X.toarray(), "
+                f"{name} is a sparse matrix, which xpnet.fit does not take; pass {name}.toarray(), "
                 "or use xpnet.MLPClassifier, which accepts sparse input"
             )
         try:
             X = np.asarray(X)
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"X could not be read as a 2-D numeric array: {exc}") from None
-    xp = array_api_compat.array_namespace(X)
+            raise ValueError(
+                f"{name} could not be read as a 2-D numeric array: {exc}; pass a NumPy array "
+                "(or an array of another backend) of shape (n_samples, n_features)"
+            ) from None
     if X.ndim != 2:
         raise ValueError(
-            f"X must be 2-D (n_samples, n_features), got an array of shape {tuple(X.shape)}; "
-            "reshape a single feature with X.reshape(-1, 1) or a single sample with "
-            "X.reshape(1, -1)"
+            f"{name} must be 2-D (n_samples, n_features), got an array of shape "
+            f"{tuple(X.shape)}; reshape a single feature with {name}.reshape(-1, 1) or a "
+            f"single sample with {name}.reshape(1, -1)"
         )
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise ValueError(
-            f"X is empty (shape {tuple(X.shape)}); it needs at least one sample and one feature"
+            f"{name} is empty (shape {tuple(X.shape)}); it needs at least one sample and one "
+            "feature"
         )
+    if isinstance(X, np.ndarray) and X.dtype == object:
+        X = _floats_from_objects(X, name)
+    xp = array_api_compat.array_namespace(X)
     if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
-        raise ValueError(
-            f"X must hold real numbers, got dtype {X.dtype}; convert it to float first"
-        )
-    if xp.isdtype(X.dtype, "real floating") and not _to_bool(xp.all(xp.isfinite(X))):
-        raise ValueError("X contains NaN or infinity; remove or impute those values before fitting")
+        shown = X.dtype if isinstance(X, np.ndarray) else dtype_name(X.dtype)
+        raise ValueError(f"{name} must hold real numbers, got dtype {shown}; {_convert(X)}")
+    if xp.isdtype(X.dtype, "real floating"):
+        finite = xp.isfinite(X)
+        if not bool(_backends.to_host(xp.all(finite))):
+            raise ValueError(_non_finite(name, _backends.to_host(finite), when))
     if n_features is not None and X.shape[1] != n_features:
         raise ValueError(
-            f"X has {X.shape[1]} features, but the model was fitted with {n_features}; "
-            "pass data with the same columns as in fit"
+            f"{name} has {_plural(X.shape[1], 'feature')}, but the model was fitted with "
+            f"{_plural(n_features, 'feature')}; pass data with the same columns as in fit"
         )
     return X
 
 
-def _to_bool(x: Any) -> bool:
-    return bool(_backends.to_host(x))
+def _convert(X: Any) -> str:
+    """What to do about an array of other than real numbers."""
+    kind = getattr(X.dtype, "kind", None)  # NumPy's; other libraries' dtypes have none
+    if kind in ("U", "S"):
+        return (
+            "encode text columns as numbers first (for example with "
+            "sklearn.preprocessing.OneHotEncoder or OrdinalEncoder)"
+        )
+    if kind == "c" or "complex" in str(X.dtype):
+        return "pass real features, such as X.real and X.imag side by side, or abs(X)"
+    return "convert it to float first"
 
 
-def check_labels(y: Any, n_samples: int) -> np.ndarray:
-    """Bring labels to the host as a 1-D NumPy array of length ``n_samples``."""
-    y = _backends.to_host(y) if _backends.adapter_of(y) is not None else np.asarray(y)
+def _floats_from_objects(X: np.ndarray, name: str) -> np.ndarray:
+    """An object array of real numbers as a new float64 array; anything else is refused."""
+    for value in X.flat:
+        if not isinstance(value, (numbers.Real, np.bool_)):
+            raise ValueError(
+                f"{name} holds {value!r} (of type {type(value).__name__}) in an object array; "
+                "xpnet needs real numbers: impute missing values and encode text columns first"
+            )
+    try:
+        return np.asarray(X, dtype=np.float64)
+    except OverflowError:
+        raise ValueError(f"{name} holds integers too large for float64") from None
+
+
+def _non_finite(name: str, finite: np.ndarray, when: str) -> str:
+    row, column = np.argwhere(~finite)[0]
+    where = (
+        f"{_plural(int(finite.size - np.count_nonzero(finite)), 'value')}, the first in row "
+        f"{row}, column {column}"
+    )
+    if when == "predict":
+        todo = (
+            "the model cannot predict from them: impute them as the training data was "
+            "imputed (for example with the SimpleImputer fitted on it), or drop those rows"
+        )
+    else:
+        todo = (
+            f"remove or impute those values {_BEFORE.get(when, 'first')} "
+            "(for example with sklearn.impute.SimpleImputer)"
+        )
+    return f"{name} contains NaN or infinity ({where}); {todo}"
+
+
+# -- labels --------------------------------------------------------------------------------
+def check_labels(y: Any, n_samples: int, *, name: str = "y") -> np.ndarray:
+    """Bring labels to the host as a 1-D NumPy array of length ``n_samples``.
+
+    Labels are all strings or all real numbers; lists and object arrays of
+    one kind become arrays of that kind.
+
+    Raises
+    ------
+    ValueError
+        For a mix of strings and numbers, missing labels (None, NaN), other
+        kinds of values, a shape other than ``(n_samples,)`` (or
+        ``(n_samples, 1)``), or a length other than ``n_samples``.
+    """
+    y = _on_host(y, name)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
-        raise ValueError(f"y must be 1-D (one label per sample), got shape {y.shape}")
-    if y.shape[0] != n_samples:
+        hint = f"; for one-hot rows pass {name}.argmax(axis=1)" if y.ndim == 2 else ""
         raise ValueError(
-            f"X has {n_samples} samples but y has {y.shape[0]} labels; they must match"
+            f"{name} must be 1-D (one label per sample), got shape {tuple(y.shape)}{hint}"
         )
-    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
-        raise ValueError("y contains NaN or infinity; every sample needs a label")
+    _check_values(y, n_samples, name, "biufUS")
     return y
 
 
+def check_targets(y: Any, n_samples: int, *, classifier: bool) -> np.ndarray:
+    """The estimators' ``y`` beside X of another backend, on the host, of any 1-D or 2-D shape.
+
+    A classifier's labels follow :func:`check_labels`'s rules (2-D: a label
+    indicator matrix); a regressor's targets are numbers.  Continuous labels
+    and single classes are left to scikit-learn's LabelBinarizer, as for
+    NumPy X.
+    """
+    y = _on_host(y, "y")
+    if y.ndim not in (1, 2):
+        raise ValueError(f"y must be 1-D or 2-D (n_samples, n_outputs), got shape {y.shape}")
+    _check_values(y, n_samples, "y", "biufUS" if classifier else "biuf")
+    return y
+
+
+def _on_host(y: Any, name: str) -> np.ndarray:
+    """``y`` from any backend, a list or an object array, as a NumPy array on the host."""
+    if y is None:
+        raise ValueError(f"{name} is None; pass one label per sample")
+    if _backends.adapter_of(y) is not None:
+        y = _backends.to_host(y)
+        return _labels_from_objects(y, name) if y.dtype == object else y
+    given = y
+    try:
+        y = np.asarray(given)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} could not be read as an array of labels: {exc}") from None
+    if y.dtype == object or (not isinstance(given, np.ndarray) and y.dtype.kind in "US"):
+        # NumPy reads [1, "a"] as strings: look at the values themselves
+        y = _labels_from_objects(np.asarray(given, dtype=object), name)
+    return y
+
+
+def _check_values(y: np.ndarray, n_samples: int, name: str, kinds: str) -> None:
+    if y.shape[0] != n_samples:
+        raise ValueError(
+            f"X has {_plural(n_samples, 'sample')} but {name} has "
+            f"{_plural(y.shape[0], 'label')}; they must match"
+        )
+    if y.dtype.kind not in kinds:
+        what = "numbers or strings" if "U" in kinds else "numbers (a regressor's targets)"
+        raise ValueError(f"{name} must hold {what}, got dtype {y.dtype}; convert it first")
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        raise ValueError(
+            f"{name} contains NaN or infinity; every sample needs a label: drop the unlabelled "
+            "samples first"
+        )
+
+
+def _labels_from_objects(y: np.ndarray, name: str) -> np.ndarray:
+    """Labels held as Python objects, as an array of strings or of numbers."""
+    seen: dict[str, Any] = {}
+    for value in y.flat:
+        if isinstance(value, (str, bytes)):
+            seen.setdefault("string", value)
+        elif isinstance(value, (numbers.Real, np.bool_)):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(
+                    f"{name} contains {value!r} (a missing label?); every sample needs a label: "
+                    "drop the unlabelled samples first"
+                )
+            seen.setdefault("number", value)
+        else:
+            raise ValueError(
+                f"{name} holds {value!r} (of type {type(value).__name__}); labels must be "
+                "numbers or strings, and every sample needs one"
+            )
+    if len(seen) > 1:
+        raise ValueError(
+            f"{name} mixes strings and numbers (for example {seen['string']!r} and "
+            f"{seen['number']!r}); labels must be all strings or all numbers: convert them "
+            f"with {name}.astype(str), or map the strings to numbers"
+        )
+    try:
+        return np.asarray(y.tolist())
+    except OverflowError:
+        raise ValueError(f"{name} holds integers too large for NumPy") from None
+
+
+def _kind(labels: np.ndarray) -> str:
+    """What a checked array of labels holds: "strings" or "numbers"."""
+    if labels.dtype.kind in "US":
+        return "strings"
+    if labels.dtype == object and labels.size and isinstance(labels.flat[0], (str, bytes)):
+        return "strings"
+    return "numbers"
+
+
+def check_discrete(y: np.ndarray, name: str = "y") -> None:
+    """Raise ValueError for float labels that are not whole numbers: a regression target."""
+    if y.dtype.kind != "f":
+        return
+    fractional = y != np.floor(y)
+    if np.any(fractional):
+        raise ValueError(
+            f"Unknown label type: continuous ({name} holds values such as "
+            f"{y[fractional][0].item()!r}, not whole numbers); a classifier needs discrete "
+            "classes. For a regression target use xpnet.MLPRegressor; to classify, bin the "
+            "values into classes first (for example with numpy.digitize)"
+        )
+
+
 def encode_labels(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(classes, index)`` with ``classes[index] == y``; needs two classes."""
+    """Return ``(classes, index)`` with ``classes[index] == y``.
+
+    Raises
+    ------
+    ValueError
+        For continuous labels, or fewer than two classes.
+    """
+    check_discrete(y)
     try:
         classes, index = np.unique(y, return_inverse=True)
     except TypeError as exc:
         raise ValueError(f"y mixes labels that cannot be sorted together: {exc}") from None
     if classes.shape[0] < 2:
         raise ValueError(
-            f"y has {classes.shape[0]} class ({classes.tolist()}); a classifier needs at least 2"
+            f"y has 1 class ({classes.tolist()}); a classifier needs at least 2: check that "
+            "the labels are the right column, and that sampling kept every class"
         )
     return classes, index.reshape(-1)
 
 
+def check_known_kind(y: np.ndarray, classes: np.ndarray, name: str = "y") -> None:
+    """Raise ValueError unless ``y`` holds labels of the kind of ``classes``.
+
+    Labels of the right kind that are not among ``classes`` pass: scores count
+    them as wrong predictions, as scikit-learn's accuracy does.
+    """
+    ours, theirs = _kind(y), _kind(classes)
+    if ours != theirs:
+        raise ValueError(
+            f"{name} holds {ours}, but the model's classes are {theirs} "
+            f"({classes[:5].tolist()}{', ...' if len(classes) > 5 else ''}); pass labels of "
+            "the kind the model was trained on"
+        )
+    check_discrete(y, name)
+
+
+# -- settings ------------------------------------------------------------------------------
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def check_hidden(hidden: Any, name: str = "hidden") -> tuple[int, ...]:
-    """``hidden`` as a tuple of layer sizes, each an int of at least 1."""
+    """``hidden`` as a tuple of layer sizes, each an int from 1 to 2**31 - 1."""
     sizes = (hidden,) if isinstance(hidden, numbers.Integral) else hidden
     try:
         sizes = tuple(sizes)
     except TypeError:
-        raise ValueError(f"{name} must be an int or a tuple of ints, got {hidden!r}") from None
-    if not sizes or not all(
-        isinstance(h, numbers.Integral) and not isinstance(h, bool) for h in sizes
-    ):
-        raise ValueError(f"{name} must be an int or a non-empty tuple of ints, got {hidden!r}")
+        raise ValueError(
+            f"{name} must be an int or a tuple of ints, got {_shown(hidden)}"
+        ) from None
+    if not sizes or not all(_is_int(h) for h in sizes):
+        raise ValueError(
+            f"{name} must be an int or a non-empty tuple of ints, got {_shown(hidden)}"
+        )
     if min(sizes) < 1:
         raise ValueError(
             f"{name} must be > 0, got {list(sizes)}: every hidden layer needs at least 1 unit"
         )
+    if max(sizes) > _INT32:
+        raise ValueError(f"{name} must be at most {_INT32} units a layer, got {list(sizes)}")
     return tuple(int(h) for h in sizes)
 
 
 def check_activation(activation: Any) -> str:
-    if activation not in ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(
             f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}"
         )
-    return activation
+    return str(activation)
 
 
-def check_int(name: str, value: Any, minimum: int) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an int of at least {minimum}, got {value!r}")
+def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    """``value`` as an int from ``minimum`` to ``maximum`` (by default the setting's own
+    limit, if it has one).  Python and NumPy ints pass; bools, floats and strings do not."""
+    maximum = _MAXIMA.get(name) if maximum is None else maximum
+    if not _is_int(value) or value < minimum or (maximum is not None and value > maximum):
+        limits = f"of at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        shown = _shown(value)
+        if isinstance(value, (float, np.floating)):
+            shown += " (a float)"
+        raise ValueError(f"{name} must be an int {limits}, got {shown}")
     return int(value)
 
 
 def check_float(name: str, value: Any, *, positive: bool) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (positive and value == 0):
+    """``value`` as a finite float, > 0 (``positive``) or >= 0.  Python and NumPy ints and
+    floats pass; bools and strings do not."""
+    try:
+        number = float(value) if isinstance(value, numbers.Real) else math.nan
+    except OverflowError:  # an int beyond float64
+        number = math.inf
+    if (
+        isinstance(value, bool)
+        or not math.isfinite(number)
+        or number < 0
+        or (positive and number == 0)
+    ):
         kind = "a positive" if positive else "a non-negative"
-        raise ValueError(f"{name} must be {kind} finite number, got {value!r}")
-    return float(value)
+        raise ValueError(f"{name} must be {kind} finite number, got {_shown(value)}")
+    return number
 
 
+# -- dtypes ----------------------------------------------------------------------------------
 _FLOATS = ("float32", "float64")
 
 
@@ -142,17 +417,26 @@ def dtype_name(dtype: Any) -> str:
         return dtype
     try:
         return np.dtype(dtype).name
-    except TypeError:
+    except (TypeError, ValueError):
         return str(dtype).rsplit(".", 1)[-1]  # torch.float32 -> float32
 
 
-def dtype_on(target: _backends.Target, dtype: Any) -> Any:
+def dtype_on(target: _backends.Target, dtype: Any, *, warn_if_narrower: bool = False) -> Any:
     """``dtype`` (of any backend) as an object of ``target.xp``: float64 becomes
-    float32 where the target has no float64."""
+    float32 where the target has no float64 (with a UserWarning if asked)."""
     name = dtype_name(dtype)
     if name == "float64" and not target.has_float64():
+        if warn_if_narrower:
+            warn(_no_float64(target, "the model's float64 parameters become float32"), UserWarning)
         name = "float32"
     return getattr(target.xp, name)
+
+
+def _no_float64(target: _backends.Target, what: str) -> str:
+    return (
+        f"backend {target.name!r} on {target.device} has no float64, so {what} (for JAX, "
+        "jax.config.update('jax_enable_x64', True) enables float64)"
+    )
 
 
 def resolve_dtype(target: _backends.Target, X: Any, dtype: Any) -> Any:
@@ -160,6 +444,8 @@ def resolve_dtype(target: _backends.Target, X: Any, dtype: Any) -> Any:
 
     None keeps X's float32 or float64; integers and bools become float64 where
     the backend has it (float32 otherwise); smaller floats become float32.
+    float64 X on a device without float64 trains in float32 with a UserWarning;
+    ``dtype="float64"`` there raises ValueError.
     """
     if dtype is None:
         xpX = array_api_compat.array_namespace(X)
@@ -168,12 +454,7 @@ def resolve_dtype(target: _backends.Target, X: Any, dtype: Any) -> Any:
             name = "float32"
         if name == "float64" and not target.has_float64():
             if xpX.isdtype(X.dtype, "real floating"):
-                warnings.warn(
-                    f"backend {target.name!r} on {target.device} has no float64; training in "
-                    "float32 (for JAX, jax.config.update('jax_enable_x64', True) enables float64)",
-                    UserWarning,
-                    stacklevel=3,
-                )
+                warn(_no_float64(target, "float64 X trains in float32"), UserWarning)
             name = "float32"
     else:
         name = dtype_name(dtype)
@@ -185,6 +466,6 @@ def resolve_dtype(target: _backends.Target, X: Any, dtype: Any) -> Any:
             raise ValueError(
                 f"backend {target.name!r} on {target.device} has no float64 "
                 "(for JAX, enable it with jax.config.update('jax_enable_x64', True)); "
-                "use dtype='float32'"
+                "use dtype='float32', or dtype=None to train float64 X in float32 with a warning"
             )
     return getattr(target.xp, name)
