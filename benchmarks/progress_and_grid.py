@@ -29,13 +29,20 @@ from sklearn.datasets import make_moons  # noqa: E402
 import xpnet  # noqa: E402
 
 
+class _Terminal(io.StringIO):
+    """A captured stderr that says it is a terminal: the bar draws only on one."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def progress_ratio(X, y, backend: str, epochs: int, repeats: int) -> None:
     wall: dict[bool, list[float]] = {False: [], True: []}
     cpu: dict[bool, list[float]] = {False: [], True: []}
     xpnet.fit(X, y, epochs=10, backend=backend)  # warm up (imports, JIT)
     for _ in range(repeats):
         for verbose in (False, True):
-            with contextlib.redirect_stderr(io.StringIO()):
+            with contextlib.redirect_stderr(_Terminal()):
                 start, start_cpu = time.perf_counter(), time.process_time()
                 xpnet.fit(X, y, epochs=epochs, backend=backend, verbose=verbose)
                 wall[verbose].append(time.perf_counter() - start)

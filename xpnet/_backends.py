@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
-import warnings
+import numbers
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -23,7 +24,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from ._exceptions import BackendFallbackWarning, BackendUnavailableError
+from ._exceptions import BackendFallbackWarning, BackendUnavailableError, DeviceMemoryError, warn
 
 __all__ = ["BACKENDS", "BackendInfo", "Target", "available_backends"]
 
@@ -373,6 +374,8 @@ class _Jax(_Adapter):
         jax = self.load()
         if requested is None:
             return jax.devices()[0]
+        if isinstance(requested, numbers.Integral):
+            requested = f"gpu:{requested}"  # an int is a GPU index, as for CuPy and torch
         if not isinstance(requested, str):
             return requested  # already a jax Device
         platform, _, index = requested.partition(":")
@@ -534,7 +537,9 @@ class Target:
         return _ADAPTERS[self.name]
 
     def activate(self) -> contextlib.AbstractContextManager:
-        return self.adapter.activate(self.device)
+        """A context for work on the device: CuPy's current device is set, and the
+        libraries' out-of-memory errors leave it as :class:`~xpnet.DeviceMemoryError`."""
+        return _memory_errors(self, self.adapter.activate(self.device))
 
     def has_float64(self) -> bool:
         return self.adapter.has_float64(self.device)
@@ -608,6 +613,49 @@ class Target:
         return self.adapter.native_step(portable, *config)
 
 
+#: The libraries' out-of-memory errors: (module, class name, text the message must hold).
+#: Matched by name along the error's class hierarchy, so nothing is imported to check.
+_OUT_OF_MEMORY = (
+    ("cupy", "OutOfMemoryError", ""),  # cupy.cuda.memory.OutOfMemoryError
+    ("cupy_backends", "CUDARuntimeError", "cudaErrorMemoryAllocation"),
+    ("cupy_backends", "CUBLASError", "CUBLAS_STATUS_ALLOC_FAILED"),
+    ("torch", "OutOfMemoryError", ""),  # torch.OutOfMemoryError, torch.cuda.OutOfMemoryError
+    ("jax", "JaxRuntimeError", "RESOURCE_EXHAUSTED"),  # jax.errors.JaxRuntimeError
+    ("jaxlib", "XlaRuntimeError", "RESOURCE_EXHAUSTED"),  # its earlier name
+)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an array library's report that a device ran out of memory."""
+    for cls in type(exc).__mro__:
+        root = (cls.__module__ or "").partition(".")[0]
+        for library, name, text in _OUT_OF_MEMORY:
+            if root == library and cls.__name__ == name and text in str(exc):
+                return True
+    return False
+
+
+@contextlib.contextmanager
+def _memory_errors(target: Target, inner: contextlib.AbstractContextManager) -> Any:
+    """``inner``, with an out-of-memory error inside raised again as DeviceMemoryError."""
+    with inner:
+        try:
+            yield
+        except DeviceMemoryError:
+            raise  # translated by an inner context already
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            detail = " ".join(str(exc).split())
+            detail = detail if len(detail) <= 200 else detail[:197] + "..."
+            raise DeviceMemoryError(
+                f"{target.name} device {target.device} ran out of memory ({detail}). Use less "
+                "memory at a time: a smaller batch_size (MLPClassifier, MLPRegressor), a smaller "
+                "memory_budget (xpnet.fit_many), or fewer rows per predict call; xpnet.fit "
+                "trains on all rows at once, so the data and its layer values must fit."
+            ) from exc
+
+
 def _target(name: str, requested_device: Any) -> Target:
     """Build a Target, raising _NoDevice when the device is not usable."""
     adapter = _ADAPTERS[name]
@@ -663,8 +711,14 @@ def resolve(backend: str | None, device: Any, X: Any, fallback: bool) -> Target:
     ``backend=None`` follows ``X``; ``"auto"`` takes CuPy when a CUDA device is
     usable, else NumPy, silently; a named backend that is missing or has no
     usable device falls back to NumPy with a :class:`BackendFallbackWarning`
-    (``fallback=True``) or raises :class:`BackendUnavailableError`.
+    (``fallback=True``) or raises :class:`BackendUnavailableError`.  An unknown
+    backend or a malformed device (see :func:`check_device`) raises ValueError.
     """
+    if backend is not None and (not isinstance(backend, str) or backend not in _CHOICES):
+        raise ValueError(
+            f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}, "
+            "'auto', or None to follow the data"
+        )
     if backend is None:
         here = target_of(X)
         if device is None or same_device(device, here.device):
@@ -677,11 +731,7 @@ def resolve(backend: str | None, device: Any, X: Any, fallback: bool) -> Target:
                 "(for example backend='cupy', device='cuda:1')"
             )
         return _target("cupy", None) if _probe("cupy").usable else _target("numpy", None)
-    elif backend not in _ADAPTERS:
-        raise ValueError(
-            f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}, "
-            "'auto', or None to follow the data"
-        )
+    check_device(backend, device)
     try:
         return _target(backend, device)
     except _NoDevice as exc:
@@ -692,10 +742,55 @@ def resolve(backend: str | None, device: Any, X: Any, fallback: bool) -> Target:
             f"{message} is not available: {reason}. Install it, choose another "
             "backend (see xpnet.available_backends()), or pass fallback=True to use NumPy."
         )
-    warnings.warn(
+    warn(
         f"{message} is not available: {reason}. Falling back to NumPy on the CPU; "
         "pass fallback=False to raise instead.",
         BackendFallbackWarning,
-        stacklevel=3,
     )
     return _target("numpy", None)
+
+
+_CHOICES = (*BACKENDS, "auto")
+
+#: The kinds of device a device string may name ("cuda", "cuda:1", "gpu:0", "mps", ...).
+#: One this machine lacks falls back to NumPy, as a missing library does; a string of
+#: another form names no device at all, and is refused.
+DEVICE_KINDS = ("cpu", "cuda", "gpu", "rocm", "mps", "tpu", "xpu", "metal")
+#: Libraries whose device objects ``device=`` takes as they are (the backend decides).
+_DEVICE_LIBRARIES = ("cupy", "cupy_backends", "torch", "jax", "jaxlib", "array_api_strict")
+
+
+def check_device(backend: str, device: Any) -> None:
+    """Raise ValueError for a ``device`` that names no device of ``backend``.
+
+    Well formed: None, a GPU index (an int >= 0), a device object of an array
+    library, ``"kind"`` or ``"kind:N"`` with a kind of :data:`DEVICE_KINDS`,
+    what torch itself parses (for torch) and array_api_strict's device names
+    (for it).  Whether that device exists here is another matter, left to the
+    fallback rule: ``"cuda:0"`` on a machine without CUDA falls back to NumPy
+    with a warning, ``"banana"`` is a mistake.
+    """
+    if device is None or type(device).__module__.partition(".")[0] in _DEVICE_LIBRARIES:
+        return
+    if isinstance(device, numbers.Integral) and not isinstance(device, bool) and device >= 0:
+        return
+    if isinstance(device, str):
+        kind, colon, index = device.partition(":")
+        if kind in DEVICE_KINDS and (not colon or (index.isascii() and index.isdigit())):
+            return
+        if backend == "array_api_strict" and (
+            device == "CPU_DEVICE" or re.fullmatch(r"device[0-9]+", device)
+        ):
+            return
+        if backend == "torch" and _probe("torch").installed:
+            try:
+                _ADAPTERS["torch"].load().device(device)
+                return
+            except (RuntimeError, TypeError, ValueError):
+                pass
+    strict = ", or 'CPU_DEVICE', 'device1'" if backend == "array_api_strict" else ""
+    raise ValueError(
+        f"device={device!r} is not a device name: use 'cpu', 'cuda', 'cuda:N', 'gpu:N' or "
+        f"'mps'{strict}, a GPU index (an int), or a device object of the backend "
+        "(a device this machine lacks falls back to NumPy with a warning)"
+    )
