@@ -75,7 +75,17 @@ def one_stream():
 
 def _xpnet(*argv: str, **kwargs) -> subprocess.Popen:
     """``python -m xpnet ARGV`` in a fresh process, text mode."""
-    return subprocess.Popen([sys.executable, "-m", "xpnet", *argv], cwd=ROOT, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "xpnet", *argv], cwd=ROOT, text=True, preexec_fn=_hear_sigint,
+        **kwargs,
+    )  # fmt: skip
+
+
+def _hear_sigint() -> None:
+    """Let the child hear SIGINT even when this run was started in the background of a
+    shell without job control, which starts its children with SIGINT ignored."""
+    if sys.platform != "win32":
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _assert_picture(path):

@@ -470,6 +470,7 @@ def test_interrupted_lbfgs_keeps_its_last_iterate(monkeypatch):
     layers = zip(model.coefs_, model.intercepts_, strict=True)
     flat = np.concatenate([a.ravel() for pair in layers for a in pair])
     np.testing.assert_array_equal(flat, seen[-1])
+    assert model.n_iter_ == 3  # the iterations that ran, not 0
     assert np.isfinite(model.loss_) and model.predict(X).shape == y.shape
 
 

@@ -156,7 +156,14 @@ def _child(tmp_path, epochs: int) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_hear_sigint,
     )
+
+
+def _hear_sigint() -> None:
+    """Let the child hear SIGINT even when the tests run in the background of a shell
+    without job control, which starts its children with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _read_until(child: subprocess.Popen, at_least: int) -> int:
