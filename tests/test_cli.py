@@ -75,17 +75,16 @@ def one_stream():
 
 def _xpnet(*argv: str, **kwargs) -> subprocess.Popen:
     """``python -m xpnet ARGV`` in a fresh process, text mode."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "xpnet", *argv], cwd=ROOT, text=True, preexec_fn=_hear_sigint,
-        **kwargs,
-    )  # fmt: skip
+    return subprocess.Popen([sys.executable, "-m", "xpnet", *argv], cwd=ROOT, text=True, **kwargs)
 
 
-def _hear_sigint() -> None:
-    """Let the child hear SIGINT even when this run was started in the background of a
-    shell without job control, which starts its children with SIGINT ignored."""
-    if sys.platform != "win32":
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+# ``python -m xpnet`` that hears SIGINT even when the tests run in the background of a shell
+# without job control, which starts its children with SIGINT ignored (Python then installs no
+# KeyboardInterrupt handler).
+_HEARING_SIGINT = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('xpnet', run_name='__main__', alter_sys=True)"
+)
 
 
 def _assert_picture(path):
@@ -314,9 +313,10 @@ def test_a_closed_pipe_ends_the_command_quietly():
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT cannot be sent to a child there")
 def test_ctrl_c_during_training_prints_one_line_and_exits_130():
-    child = _xpnet(
-        "demo", "--epochs", "10000000", "--backend", "numpy", "--quiet",
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HEARING_SIGINT, "demo", "--epochs", "10000000", "--backend",
+         "numpy", "--quiet"],
+        cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     assert child.stdout.readline().startswith("xpnet demo:")  # printed just before training
     time.sleep(1.0)

@@ -124,6 +124,13 @@ def test_a_checkpoint_of_another_run_or_file_is_refused(moons, tmp_path):
     with pytest.raises(xpnet.ModelFileError):
         xpnet.fit(X, y, epochs=30, log_every=10, checkpoint=truncated)
 
+    archive = _files.read(path, "checkpoint")  # a description tampered with: refused
+    state = {**archive.meta["state"], "opt": {"$": "pickle", "text": "os.system"}}
+    meta = {"run": archive.meta["run"], "state": state}
+    _files.write(tmp_path / "tampered.npz", "checkpoint", meta, archive.arrays)
+    with pytest.raises(xpnet.ModelFileError, match="state.opt has the tag 'pickle'"):
+        xpnet.fit(X, y, epochs=30, log_every=10, checkpoint=tmp_path / "tampered.npz")
+
     with pytest.raises(ValueError, match="checkpoint_every needs a checkpoint"):
         xpnet.fit(X, y, epochs=30, checkpoint_every=10)
     with pytest.raises(ValueError, match="checkpoint_every"):
@@ -134,11 +141,14 @@ def test_a_checkpoint_of_another_run_or_file_is_refused(moons, tmp_path):
 
 
 _CHILD = """
+import signal
 import sys
 import numpy as np
 from sklearn.datasets import make_moons
 import xpnet
 
+# Hear Ctrl-C even when started from a shell without job control, which ignores SIGINT.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 X, y = make_moons(200, noise=0.20, random_state=0)
 def report(i, loss):
     print(i, flush=True)
@@ -156,14 +166,7 @@ def _child(tmp_path, epochs: int) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_hear_sigint,
     )
-
-
-def _hear_sigint() -> None:
-    """Let the child hear SIGINT even when the tests run in the background of a shell
-    without job control, which starts its children with SIGINT ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _read_until(child: subprocess.Popen, at_least: int) -> int:

@@ -18,8 +18,9 @@ import numpy as np
 
 from . import _backends, _files
 from ._exceptions import CheckpointMismatchError, ModelFileError
+from ._io import _Decoder, _Encoder, _Invalid
 from ._optim import OptState
-from ._train import Shuffle, TrainState, to_target
+from ._train import Shuffle, TrainState, to_host, to_target
 
 # The fields of TrainState that live on the training device.
 _ON_DEVICE = ("params", "best_params")
@@ -62,9 +63,15 @@ def _plain(value: Any) -> Any:
 
 def save(path: str | os.PathLike, state: TrainState, run: dict) -> None:
     """Write ``state`` and the run's identity to ``path``, atomically."""
-    arrays: dict[str, np.ndarray] = {}
-    fields = {name: _pack(getattr(state, name), arrays) for name in TrainState._fields}
-    _files.write(path, "checkpoint", {"run": run, "state": fields}, arrays)
+    host = state._replace(
+        params=to_host(state.params),
+        opt=state.opt._replace(slots=to_host(state.opt.slots)),
+        best_params=to_host(state.best_params),
+        shuffle=None if state.shuffle is None else tuple(state.shuffle),
+    )
+    encode = _Encoder()  # the model files' encoding: arrays apart, the nesting in JSON
+    fields = {name: encode(getattr(host, name), f"state.{name}") for name in TrainState._fields}
+    _files.write(path, "checkpoint", {"run": run, "state": fields}, encode.arrays)
 
 
 def load(path: str | os.PathLike, run: dict, target: _backends.Target, dtype: Any) -> Any:
@@ -81,18 +88,22 @@ def load(path: str | os.PathLike, run: dict, target: _backends.Target, dtype: An
         return None
     archive = _files.read(path, "checkpoint")
     _check_identity(path, archive.meta.get("run"), run)
+    fields = archive.meta.get("state")
     try:
-        fields = archive.meta["state"]
-        values = {name: _unpack(fields[name], archive.arrays) for name in TrainState._fields}
-        opt = OptState(*values["opt"])
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ModelFileError(f"{path} is not a readable xpnet checkpoint: {exc!r}") from None
+        if not isinstance(fields, dict) or set(fields) != set(TrainState._fields):
+            raise _Invalid("its training state does not have the fields of one")
+        decode = _Decoder(archive.arrays)
+        values = {name: decode(fields[name], f"state.{name}") for name in TrainState._fields}
+        if not isinstance(values["opt"], OptState):
+            raise _Invalid("state.opt is not an optimizer state")
+        shuffle = values["shuffle"]
+        values["shuffle"] = None if shuffle is None else Shuffle(*shuffle)
+    except (_Invalid, TypeError) as exc:
+        raise ModelFileError(f"{path} is not a valid xpnet checkpoint: {exc}") from None
+    opt = values["opt"]
     values["opt"] = opt._replace(slots=to_target(target, opt.slots, dtype))
     for name in _ON_DEVICE:
         values[name] = to_target(target, values[name], dtype)
-    shuffle = values["shuffle"]
-    if shuffle is not None:
-        values["shuffle"] = Shuffle(*shuffle)
     return TrainState(**values)
 
 
@@ -113,38 +124,3 @@ def _check_identity(path: Any, saved: Any, run: dict) -> None:
             f"{path} was written by a run on other data (X, y or sample weights differ): "
             f"it cannot be resumed on this data; {advice}"
         )
-
-
-# -- nested data <-> JSON + arrays ---------------------------------------------------------
-def _pack(value: Any, arrays: dict[str, np.ndarray]) -> Any:
-    """``value`` as JSON, its arrays moved into ``arrays`` (host NumPy) and named."""
-    if value is None or isinstance(value, (bool, str)):
-        return {"v": value}
-    if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
-        return {"int": int(value)}
-    if isinstance(value, (float, np.floating)):
-        return {"float": float(value)}  # nan and inf survive: JSON is written with allow_nan
-    if isinstance(value, (list, tuple)):
-        kind = "tuple" if isinstance(value, tuple) else "list"
-        return {kind: [_pack(v, arrays) for v in value]}
-    if hasattr(value, "shape"):
-        name = f"a{len(arrays)}"
-        arrays[name] = np.asarray(_backends.to_host(value))
-        return {"array": name}
-    raise TypeError(f"cannot checkpoint a {type(value).__name__}")
-
-
-def _unpack(packed: dict, arrays: dict[str, np.ndarray]) -> Any:
-    ((kind, value),) = packed.items()
-    if kind == "v":
-        return value
-    if kind == "int":
-        return int(value)
-    if kind == "float":
-        return float(value)
-    if kind in ("list", "tuple"):
-        items = [_unpack(v, arrays) for v in value]
-        return tuple(items) if kind == "tuple" else items
-    if kind == "array":
-        return arrays[value]
-    raise ValueError(f"unknown entry {kind!r}")
