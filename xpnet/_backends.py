@@ -794,3 +794,58 @@ def check_device(backend: str, device: Any) -> None:
         f"'mps'{strict}, a GPU index (an int), or a device object of the backend "
         "(a device this machine lacks falls back to NumPy with a warning)"
     )
+
+
+# -- devices as text, for files (xpnet._io) -------------------------------------------------
+def device_text(library: str, device: Any) -> str:
+    """A device as text that its backend's ``device=`` takes back ("cuda:0", "cpu:0", ...)."""
+    if library == "cupy":
+        return f"cuda:{int(device.id)}"
+    if library == "jax":
+        import jax
+
+        platform = device.platform
+        try:
+            index = jax.devices(platform).index(device)
+        except (RuntimeError, ValueError):
+            index = int(getattr(device, "id", 0))
+        return f"{platform}:{index}"
+    if library == "array_api_strict":
+        return str(getattr(device, "_device", device))
+    return str(device)
+
+
+def device_library(value: Any) -> str | None:
+    """The backend whose device object ``value`` is; None for anything else."""
+    module = type(value).__module__.partition(".")[0]
+    library = {"jaxlib": "jax", "cupy_backends": "cupy"}.get(module, module)
+    if library not in ("torch", "jax", "cupy", "array_api_strict"):
+        return None
+    name = type(value).__name__
+    return library if name == "device" or name.endswith("Device") else None
+
+
+def device_object(library: str, text: str) -> Any:
+    """The device object of ``library`` for ``text``; the text itself when it cannot be built
+    here (the library is missing, or has no such device): ``device=`` takes text too."""
+    try:
+        if library == "torch":
+            import torch
+
+            return torch.device(text)
+        if library == "cupy":
+            import cupy
+
+            return cupy.cuda.Device(int(text.removeprefix("cuda:")))
+        if library == "jax":
+            import jax
+
+            platform, _, index = text.partition(":")
+            return jax.devices(platform)[int(index or 0)]
+        if library == "array_api_strict":
+            import array_api_strict
+
+            return array_api_strict.Device(text)
+    except Exception:  # ImportError, no such device, a malformed text: keep the text
+        return text
+    return text

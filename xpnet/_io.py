@@ -130,61 +130,6 @@ def load(
     return _estimator_from(archive, path, backend, device, fallback)
 
 
-# -- devices -----------------------------------------------------------------------------------
-def _device_text(library: str, device: Any) -> str:
-    """A device as text that its backend's ``device=`` takes back ("cuda:0", "cpu:0", ...)."""
-    if library == "cupy":
-        return f"cuda:{int(device.id)}"
-    if library == "jax":
-        import jax
-
-        platform = device.platform
-        try:
-            index = jax.devices(platform).index(device)
-        except (RuntimeError, ValueError):
-            index = int(getattr(device, "id", 0))
-        return f"{platform}:{index}"
-    if library == "array_api_strict":
-        return str(getattr(device, "_device", device))
-    return str(device)
-
-
-def _device_library(value: Any) -> str | None:
-    """The backend whose device object ``value`` is; None for anything else."""
-    module = type(value).__module__.partition(".")[0]
-    library = {"jaxlib": "jax", "cupy_backends": "cupy"}.get(module, module)
-    if library not in ("torch", "jax", "cupy", "array_api_strict"):
-        return None
-    name = type(value).__name__
-    return library if name == "device" or name.endswith("Device") else None
-
-
-def _device_object(library: str, text: str) -> Any:
-    """The device object of ``library`` for ``text``; the text itself when it cannot be built
-    here (the library is missing, or has no such device): ``device=`` takes text too."""
-    try:
-        if library == "torch":
-            import torch
-
-            return torch.device(text)
-        if library == "cupy":
-            import cupy
-
-            return cupy.cuda.Device(int(text.removeprefix("cuda:")))
-        if library == "jax":
-            import jax
-
-            platform, _, index = text.partition(":")
-            return jax.devices(platform)[int(index or 0)]
-        if library == "array_api_strict":
-            import array_api_strict
-
-            return array_api_strict.Device(text)
-    except Exception:  # ImportError, no such device, a malformed text: keep the text
-        return text
-    return text
-
-
 def _target_for(
     saved_backend: str, saved_device: str, backend: Any, device: Any, fallback: bool
 ) -> _backends.Target:
@@ -344,9 +289,10 @@ class _Encoder:
             }
         if isinstance(value, PurePath):
             return {"$": "path", "text": str(value)}
-        library = _device_library(value)
+        library = _backends.device_library(value)
         if library is not None:
-            return {"$": "device", "library": library, "text": _device_text(library, value)}
+            text = _backends.device_text(library, value)
+            return {"$": "device", "library": library, "text": text}
         raise TypeError(
             f"{path} = {value!r} (of type {type(value).__module__}.{type(value).__qualname__}) "
             "cannot be stored in an xpnet file, which holds only numbers, strings, arrays and "
@@ -402,7 +348,7 @@ class _Decoder:
             library, text = node.get("library"), node.get("text")
             if not isinstance(library, str) or not isinstance(text, str):
                 raise _Invalid(f"{path} is not a device")
-            return _device_object(library, text)
+            return _backends.device_object(library, text)
         raise _Invalid(f"{path} has the tag {tag!r}, which this xpnet does not know")
 
     def _random_state(self, node: dict, path: str) -> np.random.RandomState:
@@ -472,7 +418,7 @@ def _model_record(model: Model, prefix: str = "") -> tuple[dict, dict[str, np.nd
         "loss_curve": [[int(i), float(loss)] for i, loss in model.loss_curve],
         "stopped": model.stopped,
         "backend": model.backend,
-        "device": _device_text(model.backend, model.device),
+        "device": _backends.device_text(model.backend, model.device),
     }
     arrays.update(encode.arrays)
     return meta, arrays
