@@ -176,11 +176,113 @@ def run_w2(found: dict[str, Any], rows: int, rounds: int) -> Table:
     return table
 
 
+def _graph_of(step: Callable[[], None], passes: int) -> tuple[Any, Any]:
+    """``passes`` calls of ``step`` captured as one CUDA graph, and the stream to launch it on.
+
+    The step runs once first, so that kernels are compiled and the memory it needs sits in a
+    private pool, which lives as long as the graph: the graph's temporaries keep their
+    addresses, and nothing outside the graph is ever given them.
+    """
+    import cupy
+
+    pool = cupy.cuda.MemoryPool()
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with cupy.cuda.using_allocator(pool.malloc), stream:
+        step()
+        stream.synchronize()
+        stream.begin_capture()
+        for _ in range(passes):
+            step()
+        graph = stream.end_capture()
+    graph._xpnet_pool = pool  # the pool goes when the graph does
+    return graph, stream
+
+
+def run_anatomy(passes: int = 2000, per_graph: int = 10) -> Table:
+    """Where a CuPy W1 pass spends its time: the host launching kernels, or the GPU.
+
+    The article's step on CuPy (the portable one xpnet runs there), timed per pass by
+    ``cupyx.profiler.benchmark`` (host time of the call, and GPU time between CUDA events),
+    then the same step captured ``per_graph`` passes to a CUDA graph and replayed.
+    """
+    import cupy
+    from cupyx.profiler import benchmark
+
+    from xpnet import _backends, _optim, _train
+
+    X, y = w1.moons()
+    target = _backends._target("cupy", None)
+    optimizer = _optim.SGD(0.01)
+    step = _train.step_for(target, optimizer, "tanh", "softmax", 0.01, False)
+    Xd = target.asarray(X)
+    Yd = target.asarray(np.eye(2)[y])
+    init = _train.init_article((2, w1.HIDDEN, 2), 0)
+
+    def state() -> list:
+        return _train.to_target(target, init, np.float64)
+
+    def stepping(params: list) -> Callable[[], None]:
+        def one() -> None:  # one pass, its result written back into the same arrays
+            new, _, _ = step(params, None, Xd, Yd, None, 0.01)
+            for (W, b), (W1, b1) in zip(params, new, strict=True):
+                W[...], b[...] = W1, b1
+
+        return one
+
+    table = Table(
+        "gpu_anatomy",
+        f"GPU W1 pass anatomy, CuPy float64: the article's step, per pass ({passes} passes)",
+        ["row", "host us/pass", "GPU us/pass", "x step from Python", "max |param diff|"],
+    )
+    progress("GPU anatomy: the CuPy step from Python, then as a CUDA graph")
+    eager = state()
+    timed = benchmark(stepping(eager), n_repeat=passes, n_warmup=10)
+    host, gpu = float(np.median(timed.cpu_times)), float(np.median(timed.gpu_times))
+    table.add(["step launched from Python (xpnet's CuPy path)", f"{host * 1e6:.1f}",
+               f"{gpu * 1e6:.1f}", "1.00x", "-"], host=host, gpu=gpu)  # fmt: skip
+    # the same number of passes both ways, from the same start, to compare the results
+    reference, captured = state(), state()
+    for _ in range(passes):
+        stepping(reference)()
+    try:
+        graph, stream = _graph_of(stepping(captured), per_graph)
+    except Exception as exc:  # a CuPy or driver that cannot capture: say why
+        table.note(f"capture failed: {type(exc).__name__}: {exc}")
+        return table
+    # the capture's warm-up pass moved the arrays the graph writes: back to the start, in place
+    for (W, b), (W0, b0) in zip(captured, init, strict=True):
+        W[...], b[...] = cupy.asarray(W0), cupy.asarray(b0)
+    cupy.cuda.Device().synchronize()
+    start, end = cupy.cuda.Event(), cupy.cuda.Event()
+    start.record(stream)
+    for _ in range(passes // per_graph):
+        graph.launch(stream=stream)
+    end.record(stream)
+    end.synchronize()
+    g = cupy.cuda.get_elapsed_time(start, end) / 1e3 / passes
+    diff = max(
+        float(cupy.max(cupy.abs(a - b)))
+        for pair_a, pair_b in zip(reference, captured, strict=True)
+        for a, b in zip(pair_a, pair_b, strict=True)
+    )
+    table.add([f"captured, {per_graph} passes a graph, replayed", "-", f"{g * 1e6:.1f}",
+               fmt_x(g / gpu), f"{diff:.1e}"], gpu=g, diff=diff)  # fmt: skip
+    table.note("host us/pass > GPU us/pass: the GPU waits on Python's launches")
+    return table
+
+
 def run(w1_epochs: int, w2_rows: int, rounds: int) -> list[Table]:
     found, why = devices()
     if not found:
         return [skipped(why)]
     tables = [run_w1(found, w1_epochs, rounds)]
+    if "cupy" in found:
+        try:
+            tables.append(run_anatomy())
+        except Exception as exc:  # a probe: its failure is a finding, not the end of the run
+            failed = Table("gpu_anatomy", "GPU W1 pass anatomy, CuPy", [])
+            failed.note(f"the probe failed: {type(exc).__name__}: {exc}")
+            tables.append(failed)
     if {"cupy", "torch"} & set(found):
         tables.append(run_w2(found, w2_rows, rounds))
     if why:

@@ -63,6 +63,9 @@ mkdir -p "$DIR"
 TOTAL=${XPNET_GPU_BUDGET:-460}
 SITE=${XPNET_GPU_SITE:-/tmp/xpnet-site}
 STATUS=0
+# pytest processes per suite, side by side, and the threads each may use
+SHARDS=${XPNET_GPU_SHARDS:-6}
+THREADS=$(( $(nproc) / SHARDS > 0 ? $(nproc) / SHARDS : 1 ))
 
 say() { printf '%s\n' "$*" >> "$REPORT"; }
 budget() {  # seconds for a step wanting $1: no more than what is left, less a reserve
@@ -183,25 +186,66 @@ run_tests() {  # backend, seconds wanted
   local backend=$1 secs log rc summary
   secs=$(budget "$2")
   log="$DIR/gpu-tests-$backend.log"
-  echo "tests on $backend (at most ${secs} s) ..."
-  # shellcheck disable=SC2086  # XPNET_GPU_PYTEST_ARGS is a list of words
-  XPNET_TEST_BACKEND=$backend SCIPY_ARRAY_API=1 PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 \
-    timeout -s INT -k 20 "$secs" "$PY" -m pytest -v -p no:cacheprovider --maxfail=25 \
-    --durations=10 -rfE ${XPNET_GPU_PYTEST_ARGS:-} tests > "$log" 2>&1
-  rc=$?
-  summary=$(grep -E '(passed|failed|errors?|skipped|no tests ran|deselected)\b.* in [0-9.]+s' "$log" | tail -1 \
-    | sed 's/^=* *//; s/ *=*$//')
+  echo "tests on $backend (at most ${secs} s, $SHARDS processes) ..."
+  # The test files, largest first, dealt to $SHARDS pytest processes that run side by side
+  # (one GPU serves them all); each process's threads get an equal share of the cores.
+  local -a files shard_rc
+  local i last pids=()
+  mapfile -t files < <(ls -S tests/test_*.py)
+  for (( i = 0; i < SHARDS; i++ )); do
+    local -a mine=()
+    local j
+    for (( j = i; j < ${#files[@]}; j += SHARDS )); do mine+=("${files[j]}"); done
+    # shellcheck disable=SC2086  # XPNET_GPU_PYTEST_ARGS is a list of words
+    XPNET_TEST_BACKEND=$backend SCIPY_ARRAY_API=1 PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 \
+      OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS \
+      timeout -s INT -k 20 "$secs" "$PY" -m pytest -v -p no:cacheprovider --maxfail=25 \
+      --durations=10 -rfE ${XPNET_GPU_PYTEST_ARGS:-} "${mine[@]}" > "$log.$i" 2>&1 &
+    pids+=($!)
+  done
+  rc=0
+  for (( i = 0; i < SHARDS; i++ )); do
+    wait "${pids[i]}"
+    shard_rc[i]=$?
+    # the worst status wins: a stop at the budget, then failures, then anything else
+    case ${shard_rc[i]} in
+      124|137) rc=${shard_rc[i]} ;;
+      0|5) ;;  # 5: none of this process's tests selected (the report says if none ran at all)
+      *) (( rc == 124 || rc == 137 )) || rc=${shard_rc[i]} ;;
+    esac
+  done
+  local lines="" running=""
+  for (( i = 0; i < SHARDS; i++ )); do
+    lines+=$(grep -E '(passed|failed|errors?|skipped|no tests ran|deselected)\b.* in [0-9.]+s' \
+      "$log.$i" | tail -1)$'\n'
+    last=$(grep -E '^tests/' "$log.$i" | tail -1)
+    if [[ -n $last && ! $last =~ (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS) ]]; then
+      running+=" ${last%% *}"
+    fi
+  done
+  for (( i = 0; i < SHARDS; i++ )); do
+    printf '==== process %d of %d: exit %d\n' "$((i + 1))" "$SHARDS" "${shard_rc[i]}"
+    cat "$log.$i"
+  done > "$log"
+  rm -f "$log".[0-9]*
+  # the counts of every process's last line ("3 failed, 120 passed, 4 skipped in 20.1s"), added
+  summary=$("$PY" -c '
+import re, sys
+counts = {}
+for line in sys.stdin:
+    for number, word in re.findall(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed)", line):
+        word = "error" if word.startswith("error") else word
+        counts[word] = counts.get(word, 0) + int(number)
+print(", ".join(f"{n} {w}" for w, n in counts.items()))' <<< "$lines")
+  summary="${summary:+$summary (the script at ${SECONDS} s)}"
   say "## Tests, XPNET_TEST_BACKEND=$backend"
   say ""
+  [[ $rc == 0 && -z $summary ]] && rc=5
   case $rc in
-    0) say "Passed: ${summary:-see the log}" ;;
+    0) say "Passed: $summary" ;;
     124|137)
       say "**Stopped at its time budget of ${secs} s** (what ran: ${summary:-nothing reported})"
-      local last
-      last=$(grep -E '^tests/' "$log" | tail -1)
-      if [[ -n $last && ! $last =~ (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS) ]]; then
-        say "while running ${last%% *}"
-      fi
+      [[ -n $running ]] && say "while running$running"
       STATUS=1 ;;
     1) say "**Failures**: $summary"; STATUS=1 ;;
     5) say "**No tests collected**"; STATUS=1 ;;
@@ -218,7 +262,7 @@ run_tests() {  # backend, seconds wanted
     say "Slowest:"
     say ""
     say '```'
-    say "$(sed -n '/slowest.*durations/,/^$/p' "$log" | sed '1d;/^$/d' | head -10)"
+    say "$(grep -E '^[0-9.]+s (call|setup|teardown) ' "$log" | sort -rn | head -10)"
     say '```'
     say ""
   fi

@@ -188,7 +188,8 @@ def test_torch_that_requires_grad_goes_by_the_host(torch_cpu):
 
 def test_jax_to_numpy(jax_cpu, host_path):
     jax, _ = jax_cpu
-    j = jax.numpy.arange(12.0, dtype=jax.numpy.float32).reshape(3, 4)
+    with jax.default_device(jax.devices("cpu")[0]):  # JAX's default device may be a GPU
+        j = jax.numpy.arange(12.0, dtype=jax.numpy.float32).reshape(3, 4)
     out = _backends._target("numpy", None).asarray(j)
     assert isinstance(out, np.ndarray) and out.dtype == np.float32
     assert host_path == []
@@ -202,7 +203,8 @@ def test_torch_and_jax_to_each_other(torch_cpu, jax_cpu, host_path):
     j = to_jax.asarray(torch.asarray(a.copy()))
     assert isinstance(j, jax.Array)
     np.testing.assert_array_equal(np.asarray(j), a)
-    t = to_torch.asarray(jax.numpy.asarray(a))
+    with jax.default_device(jax.devices("cpu")[0]):
+        t = to_torch.asarray(jax.numpy.asarray(a))
     assert isinstance(t, torch.Tensor) and t.device == to_torch.device
     np.testing.assert_array_equal(t.numpy(), a)
     assert host_path == []
