@@ -29,10 +29,14 @@
 #   3. XPNET_TEST_BACKEND=torch python -m pytest   (at most $XPNET_GPU_TORCH_S, default 140 s;
 #      the tests' torch device is CUDA whenever torch sees one)
 #   4. python -m benchmarks --only gpu --rounds 2  (the time left: W1 on CuPy, torch-CUDA
-#      and JAX-GPU against NumPy; W2 on 2,000,000 rows against a cuBLAS peak).
-# pytest runs verbose into its log, with plugin autoloading off (the machine's plugins may
-# not match the carried pytest), --maxfail=25 and --durations=10; a suite stopped at its
-# budget is reported with the test it was running.  No test file is left out by default;
+#      and JAX-GPU against NumPy; where a CuPy pass spends its time; W2 on 2,000,000 rows
+#      against a cuBLAS peak).
+# Each suite runs as $XPNET_GPU_SHARDS pytest processes side by side (default 6; the test
+# files, largest first, dealt out in turn; each process's BLAS/OpenMP threads an equal share
+# of the cores), their logs one after the other in the suite's log and their counts added
+# in the report.  pytest runs verbose, with plugin autoloading off (the machine's plugins
+# may not match the carried pytest), --maxfail=25 and --durations=10; a suite stopped at its
+# budget is reported with the tests it was running.  No test file is left out by default;
 # tests/test_sklearn_suite.py (scikit-learn's own MLP tests, minutes long) skips itself
 # off NumPy.  $XPNET_GPU_PYTEST_ARGS adds pytest arguments (for example
 # "--ignore=tests/test_import.py"), $XPNET_GPU_BENCH_ARGS replaces "--rounds 2".
@@ -76,7 +80,7 @@ budget() {  # seconds for a step wanting $1: no more than what is left, less a r
 : > "$REPORT"
 say "# xpnet GPU check"
 say ""
-say "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), \`benchmarks/gpu_check.sh $*\`"
+say "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git describe --always --dirty 2>/dev/null || echo '?'), \`benchmarks/gpu_check.sh $*\`"
 say ""
 
 # -- 1. wheels, environment, device -----------------------------------------------------

@@ -132,10 +132,11 @@ def test_logistic_is_scipys_expit_for_positive_z():
     z = np.random.RandomState(0).uniform(0.0, 40.0, 10000)
     ours, theirs = _network.logistic(xp, z), expit(z)
     # expit calls the C library's exp; NumPy may use its own (the AVX-512 one, on CPUs that
-    # have it), which can differ in the last bit: bit for bit wherever the two exps agree
+    # have it), which can differ in the last bit: bit for bit wherever the two exps agree,
+    # elsewhere that bit, carried through 1 + e and the division, moves the result <= 2 ulps
     same_exp = np.exp(-z) == np.array([math.exp(-v) for v in z])
     np.testing.assert_array_equal(ours[same_exp], theirs[same_exp])
-    np.testing.assert_array_max_ulp(ours, theirs, maxulp=1)
+    np.testing.assert_array_max_ulp(ours, theirs, maxulp=2)
 
 
 @pytest.mark.parametrize("library", ["numpy", "torch"])
