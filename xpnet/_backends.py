@@ -29,7 +29,7 @@ from ._exceptions import BackendFallbackWarning, BackendUnavailableError, Device
 __all__ = ["BACKENDS", "BackendInfo", "Target", "available_backends"]
 
 #: Names accepted by ``backend=``, besides ``None`` and ``"auto"``.
-BACKENDS = ("numpy", "cupy", "torch", "jax", "array_api_strict")
+BACKENDS = ("numpy", "cupy", "torch", "jax", "array_api_strict", "dask")
 
 
 @dataclass(frozen=True)
@@ -473,6 +473,28 @@ class _ArrayApiStrict(_Adapter):
         return _NumPy().quiet()  # its arrays compute with NumPy
 
 
+class _Dask(_NumPy):
+    """Dask arrays: the data stays in its chunks, where the tasks run (see xpnet._dask);
+    the parameters are NumPy arrays on the client, so the target's namespace is NumPy's."""
+
+    name = "dask"
+    module = "dask.array"
+    host_sparse = False
+
+    def owns(self, x: Any) -> bool:
+        return array_api_compat.is_dask_array(x)
+
+    def namespace(self) -> ModuleType:
+        return importlib.import_module("array_api_compat.numpy")
+
+    def load(self) -> ModuleType:
+        importlib.import_module("dask.array")
+        return importlib.import_module("dask")  # its version is the one to report
+
+    def native_step(self, portable: Callable, *config: Any) -> Callable | None:
+        return None  # steps run in the chunks' tasks
+
+
 #: ``(backend name, str(device))`` to that device's DLPack ``(type, index)``, or None.
 _DLPACK_DEVICES: dict[tuple[str, str], tuple[int, int] | None] = {}
 
@@ -487,7 +509,7 @@ def _no_negative_strides(x: Any) -> bool:
 
 
 _ADAPTERS: dict[str, _Adapter] = {
-    a.name: a for a in (_NumPy(), _CuPy(), _Torch(), _Jax(), _ArrayApiStrict())
+    a.name: a for a in (_NumPy(), _CuPy(), _Torch(), _Jax(), _ArrayApiStrict(), _Dask())
 }
 
 
@@ -702,6 +724,8 @@ def target_of(x: Any) -> Target:
     adapter = adapter_of(x)
     if adapter is None:
         return Target("numpy", array_api_compat.array_namespace(np.zeros(0)), "cpu")
+    if adapter.name == "dask":
+        return Target("dask", adapter.namespace(), "cpu")
     return Target(adapter.name, array_api_compat.array_namespace(x), device_of(x))
 
 

@@ -32,6 +32,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
+    check_classification_targets,
     type_of_target,
     unique_labels,
 )
@@ -43,7 +44,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _backends, _train, _validation
+from . import _backends, _dask, _train, _validation
 from ._exceptions import BackendFallbackWarning, TrainingInterruptedWarning, warn
 from ._model import Model, follow, put
 from ._network import forward, loss_and_gradients, out_activation
@@ -80,6 +81,11 @@ class _BaseMLP(BaseEstimator, ABC):
         """y as the network's target matrix (labels binarised for a classifier)."""
 
     @abstractmethod
+    def _dask_targets(self, X, y, sw, incremental: bool, first_pass: bool) -> Any:
+        """Check dask (X, y, sw) in one compute, set the label encoding and ``n_outputs_``;
+        the function from a chunk's y to its target matrix."""
+
+    @abstractmethod
     def _validation_score(self, y_val: Any, out: np.ndarray, sw: Any) -> float:
         """The early-stopping score of the outputs ``out`` against ``y_val``."""
 
@@ -114,6 +120,15 @@ class _BaseMLP(BaseEstimator, ABC):
         if _backends.is_host_input(X):
             return validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         return _validation.check_X(X, n_features=self.n_features_in_, when="predict")
+
+    def _dask_rows(self, predict: Any, X: Any, width: int | None, dtype: Any) -> Any:
+        """``predict`` of each row chunk of a dask X, lazily (float: X's float dtype, else
+        the fitted weights')."""
+        check_is_fitted(self)
+        X = _dask.check_X(X, n_features=self.n_features_in_, when="predict")
+        if dtype is float:
+            dtype = _dask.float_dtype(X, self.coefs_[0].dtype)
+        return _dask.map_rows(predict, X, width, dtype)
 
     def _compute_target(self, X: Any) -> _backends.Target:
         """Where predictions run: X's device, or the backend asked for (no second warning)."""
@@ -166,6 +181,8 @@ class _BaseMLP(BaseEstimator, ABC):
                 "use solver='sgd' or 'adam', or leave checkpoint=None"
             )
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        if _dask.wanted(X, self.backend):
+            return self._fit_dask(X, y, sample_weight, incremental, hidden, first_pass)
         X, y = self._validate_fit_input(X, y, reset=first_pass)
         n_samples, n_features = X.shape
         Y = self._encode_y(y, incremental, first_pass)
@@ -206,6 +223,75 @@ class _BaseMLP(BaseEstimator, ABC):
                 params = self._fit_lbfgs(target, params, Xt, Yt, swt)
 
         host = _train.to_host(params)
+        if not _all_finite(host):
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain large "
+                "values and need to be preprocessed."
+            )
+        self.coefs_ = [W.astype(np_dtype, copy=False) for W, _ in host]
+        self.intercepts_ = [b.astype(np_dtype, copy=False) for _, b in host]
+        return self
+
+    def _fit_dask(self, X, y, sample_weight, incremental, hidden, first_pass):
+        """Mini-batch training on dask chunks (see :mod:`xpnet._dask`): each epoch one
+        graph, the chunks in a shuffled order, batches drawn within each chunk."""
+        if self.solver not in _STOCHASTIC:
+            raise ValueError(
+                f"solver={self.solver!r} does not train on dask arrays: it needs the whole "
+                "data for each of its many full-batch steps; use solver='adam' or 'sgd', "
+                "which train on mini-batches within each chunk"
+            )
+        for name, value, why in (
+            ("early_stopping", self.early_stopping, "hold out a dask array and call score"),
+            ("checkpoint", self.checkpoint is not None, "train without it"),
+        ):
+            if value:
+                raise ValueError(f"{name} does not work with dask input yet; {why}")
+        if self.device is not None and str(self.device) != "cpu":
+            raise ValueError(
+                f"backend='dask' takes no device (got {self.device!r}): the tasks run where "
+                "the chunks are, and the parameters stay on the client's CPU"
+            )
+        if not _dask.is_dask(X):  # backend="dask" with in-memory data: cut it into row chunks
+            X, y = self._validate_fit_input(X, y, reset=first_pass)
+            X = _dask.rows(X)
+        X = _dask.check_X(X, n_features=None if first_pass else self.n_features_in_)
+        if first_pass:
+            self.n_features_in_ = X.shape[1]
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        y = _dask.align(y, X, "y")
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        sw = None if sample_weight is None else _dask.align(sample_weight, X, "sample_weight")
+        encode = self._dask_targets(X, y, sw, incremental, first_pass)
+        target = _backends.resolve("dask", None, None, False)
+        dtype = _validation.resolve_dtype(target, np.zeros(0, X.dtype), None)
+        np_dtype = np.dtype(_validation.dtype_name(dtype))
+        layer_units = [X.shape[1], *hidden, self.n_outputs_]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(layer_units, np_dtype)
+        params = list(zip(self.coefs_, self.intercepts_))
+        optimizer = self._make_optimizer()
+        n = X.shape[0]
+        batch_size = (
+            min(200, n) if self.batch_size == "auto" else int(np.clip(self.batch_size, 1, n))
+        )
+        state = self._resume_state(target, params, optimizer, incremental, np_dtype, n)
+        first = state.epoch
+        spec = _dask.Epoch(
+            optimizer, self.activation, self.out_activation_, self.alpha, batch_size, encode
+        )
+        X = X.astype(np_dtype)
+        sw = None if sw is None else sw.astype(np_dtype)
+        problem = _dask.minibatch_problem(target, X, y, sw, spec)
+        rules = _train.Rules(
+            epochs=self.max_iter, tol=self.tol, n_iter_no_change=self.n_iter_no_change,
+            one_epoch=incremental, divergence="stop", interruptible=True,
+        )  # fmt: skip
+        state = _train.run(state, problem, rules, self._verbose_observer(first))
+        host = _train.to_host(self._keep(state, first, incremental))
         if not _all_finite(host):
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may contain large "
@@ -315,6 +401,11 @@ class _BaseMLP(BaseEstimator, ABC):
             checkpoint_every=self.checkpoint_every if save is not None else None,
         )  # fmt: skip
         state = _train.run(state, problem, rules, self._verbose_observer(first), save)
+        return self._keep(state, first, incremental)
+
+    def _keep(self, state: _train.TrainState, first: int, incremental: bool) -> list:
+        """Keep a stochastic run's state in the fitted attributes, warn and raise as
+        scikit-learn does; the parameters to keep (the best ones with early stopping)."""
         if state.stopped == "interrupted":
             warn(
                 f"Training interrupted by user after {state.epoch - first} epochs; the "
@@ -691,6 +782,19 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 )
         return self._label_binarizer.transform(y).astype(bool)
 
+    def _dask_targets(self, X, y, sw, incremental, first_pass):
+        if y.ndim != 1:
+            raise ValueError(
+                f"y must be 1-D on dask (one label per sample), got shape {tuple(y.shape)}; "
+                "multi-label targets train on in-memory arrays only"
+            )
+        found, _ = _dask.first_look(X, y, sw, classes=True)
+        found = _validation.check_labels(found, found.shape[0])
+        check_classification_targets(found)
+        self._encode_y(found, incremental, first_pass)
+        self.n_outputs_ = self._label_binarizer.transform(self.classes_[:1]).shape[1]
+        return self._label_binarizer.transform
+
     def _validation_score(self, y_val: Any, out: np.ndarray, sw: Any) -> float:
         if not np.isfinite(out).all():
             return np.nan
@@ -736,10 +840,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         ``classes`` (all the labels) is required on the first call.
         """
-        y = _host(y)  # labels live on the host, as classes_ does
+        if not _dask.is_dask(y):
+            y = _host(y)  # labels live on the host, as classes_ does
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
-            if type_of_target(y).startswith("multilabel"):
+            if y.ndim == 2 and type_of_target(_host(y)).startswith("multilabel"):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
@@ -750,6 +855,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Returns an array in X's namespace, on X's device, in X's float dtype.
         """
+        if _dask.is_dask(X):
+            return self._dask_rows(self.predict_proba, X, max(len(self.classes_), 2), float)
         X = self._predict_input(X)
         model = self._model_for(X)
         return follow(model._proba(model._outputs(X)), X, keep_float=True)
@@ -757,6 +864,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def predict_log_proba(self, X: Any) -> Any:
         """The logarithm of :meth:`predict_proba`."""
         proba = self.predict_proba(X)
+        if _dask.is_dask(proba):
+            return _dask.log(proba)
         return _backends.target_of(proba).xp.log(proba)
 
     def predict(self, X: Any) -> Any:
@@ -765,6 +874,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Numeric labels come back in X's namespace and on its device; others as
         a NumPy array.
         """
+        if _dask.is_dask(X):
+            multilabel = self._label_binarizer.y_type_ not in ("binary", "multiclass")
+            width = len(self.classes_) if multilabel else None
+            return self._dask_rows(self.predict, X, width, self.classes_.dtype)
         X = self._predict_input(X)
         model = self._model_for(X)
         out = model._outputs(X)
@@ -776,7 +889,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy (subset accuracy for multi-label), as scikit-learn's."""
-        pred = _backends.to_host(self.predict(X))
+        pred, y, sample_weight = _dask.computed(self.predict(X), y, sample_weight)
+        pred = _backends.to_host(pred)
         return float(accuracy_score(_host(y), pred, sample_weight=_host(sample_weight)))
 
     def __sklearn_tags__(self):
@@ -866,6 +980,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             raise ValueError("loss='poisson' needs non-negative targets y; found negative values")
         return y
 
+    def _dask_targets(self, X, y, sw, incremental, first_pass):
+        _, negatives = _dask.first_look(X, y, sw, classes=False)
+        if self.loss == "poisson" and negatives:
+            raise ValueError("loss='poisson' needs non-negative targets y; found negative values")
+        self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
+        return _dask.column
+
     def _validation_score(self, y_val: Any, out: np.ndarray, sw: Any) -> float:
         if not np.isfinite(out).all():
             return np.nan
@@ -907,6 +1028,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def predict(self, X: Any) -> Any:
         """Predicted values, in X's namespace, on X's device, in X's float dtype."""
+        if _dask.is_dask(X):
+            width = None if self.n_outputs_ == 1 else self.n_outputs_
+            return self._dask_rows(self.predict, X, width, float)
         X = self._predict_input(X)
         model = self._model_for(X)
         out = model._outputs(X)
@@ -917,5 +1041,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """The coefficient of determination R^2, as scikit-learn's."""
-        pred = _backends.to_host(self.predict(X))
+        pred, y, sample_weight = _dask.computed(self.predict(X), y, sample_weight)
+        pred = _backends.to_host(pred)
         return float(r2_score(_host(y), pred, sample_weight=_host(sample_weight)))

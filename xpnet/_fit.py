@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _backends, _train, _validation
+from . import _backends, _dask, _train, _validation
 from ._exceptions import DivergenceWarning, TrainingInterruptedWarning, warn
 from ._model import Model, one_hot
 from ._network import objective
@@ -49,7 +49,13 @@ def check_settings(
 
 
 def prepare(X: Any, y: Any, backend: Any, device: Any, dtype: Any, fallback: bool) -> Prepared:
-    """Check ``(X, y)``, choose where to train, and put the data there."""
+    """Check ``(X, y)``, choose where to train, and put the data there.
+
+    On dask (see :mod:`xpnet._dask`) ``Xt`` is X as a row-chunked dask array in
+    ``dtype`` and ``Y`` the lazy class index of each row, chunked alike.
+    """
+    if _dask.wanted(X, backend):
+        return _prepare_dask(X, y, device, dtype)
     X = _validation.check_X(X)
     labels = _validation.check_labels(y, X.shape[0])
     classes, index = _validation.encode_labels(labels)
@@ -59,6 +65,20 @@ def prepare(X: Any, y: Any, backend: Any, device: Any, dtype: Any, fallback: boo
         Xt = target.asarray(X, dtype)
         Y = one_hot(target, index, len(classes), dtype)
     return Prepared(target, dtype, X, Xt, Y, classes)
+
+
+def _prepare_dask(X: Any, y: Any, device: Any, dtype: Any) -> Prepared:
+    if device is not None and str(device) != "cpu":
+        raise ValueError(
+            f"backend='dask' takes no device (got {device!r}): the tasks run where the "
+            "chunks are (CuPy chunks on a GPU), and the parameters stay on the client's CPU"
+        )
+    target = _backends.resolve("dask", None, None, False)
+    X = _dask.check_X(X if _dask.is_dask(X) else _dask.rows(_validation.check_X(X)))
+    found = _dask.labels(X, y)
+    dtype = _validation.resolve_dtype(target, np.zeros(0, X.dtype), dtype)
+    Xt = X.astype(_validation.dtype_name(dtype))
+    return Prepared(target, dtype, X, Xt, found.index, found.classes)
 
 
 def mean_loss(target: _backends.Target, activation: str, l2: float) -> Any:
@@ -228,6 +248,11 @@ def fit(
     if callback is not None and not callable(callback):
         raise ValueError(f"callback must be callable as callback(pass, loss), got {callback!r}")
     checkpointing = _checkpointing(checkpoint, checkpoint_every, settings["log_every"])
+    if checkpointing is not None and _dask.wanted(X, backend):
+        raise ValueError(
+            "checkpoint= does not work with dask input yet (a checkpoint names its data by a "
+            "hash of all of it); train without it, or on a NumPy array"
+        )
     data = prepare(X, y, backend, device, dtype, fallback)
     state, save = None, None
     if checkpointing is not None:
@@ -325,13 +350,18 @@ def train(
         state = _train.start(_train.to_target(target, init, data.dtype), optimizer, target.xp)
     loss = mean_loss(target, settings["activation"], settings["l2"])
     network = (target, optimizer, settings["activation"], "softmax", settings["l2"])
-    problem = _train.Problem(
-        data=_train.Data(target, data.Xt, data.Y, None, data.Xt.shape[0]),
-        optimizer=optimizer,
-        step=_train.step_for(*network, False),
-        evaluate=lambda params: float(_backends.to_host(loss(params, data.Xt, data.Y))),
-        repeat=_train.repeat_for(*network),
-    )
+    if target.name == "dask":
+        problem = _dask.full_batch_problem(
+            target, data, optimizer, settings["activation"], settings["l2"]
+        )
+    else:
+        problem = _train.Problem(
+            data=_train.Data(target, data.Xt, data.Y, None, data.Xt.shape[0]),
+            optimizer=optimizer,
+            step=_train.step_for(*network, False),
+            evaluate=lambda params: float(_backends.to_host(loss(params, data.Xt, data.Y))),
+            repeat=_train.repeat_for(*network),
+        )
     rules = _train.Rules(
         epochs=settings["epochs"] - state.epoch, log_every=settings["log_every"],
         divergence=divergence, interruptible=interruptible, checkpoint_every=checkpoint_every,

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, overload
 
 import numpy as np
 
-from . import _backends, _fit, _train, _validation
+from . import _backends, _dask, _fit, _train, _validation
 from ._fit import Prepared, check_settings, prepare
 from ._model import Model, follow
 from ._network import Wiring, backprop, forward, objective, out_activation, sample_losses
@@ -159,6 +159,11 @@ def fit_many(
     )  # fmt: skip
     if memory_budget is not None:
         memory_budget = _validation.check_int("memory_budget", memory_budget, 1)
+    if _dask.wanted(X, backend):
+        raise ValueError(
+            "fit_many does not train on dask arrays: it stacks models over data held in one "
+            "place; call xpnet.fit per setting on the dask array, or pass a NumPy array"
+        )
     data = prepare(X, y, backend, device, dtype, fallback)
     if validation is not None:
         validation = _check_validation(validation, data.X.shape[1], data.classes)

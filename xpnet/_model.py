@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _backends, _validation
+from . import _backends, _dask, _train, _validation
 from ._network import forward, objective, out_activation
 from ._train import to_target
 
@@ -199,6 +199,10 @@ class Model:
             Before any work, unless ``X`` is a non-empty 2-D array of real
             numbers, all finite, with :attr:`n_features_in_` columns.
         """
+        if _dask.is_dask(X):  # lazily, chunk by chunk, each as an in-memory X
+            X = _dask.check_X(X, n_features=self.n_features_in_, when="predict")
+            width = max(len(self.classes_), 2)
+            return _dask.map_rows(self.predict_proba, X, width, _dask.float_dtype(X, self.dtype))
         X = _validation.check_X(X, n_features=self.n_features_in_, when="predict")
         return follow(self._proba(self._outputs(X)), X, keep_float=True)
 
@@ -217,6 +221,9 @@ class Model:
         ValueError
             As :meth:`predict_proba`.
         """
+        if _dask.is_dask(X):
+            X = _dask.check_X(X, n_features=self.n_features_in_, when="predict")
+            return _dask.map_rows(self.predict, X, None, self.classes_.dtype)
         X = _validation.check_X(X, n_features=self.n_features_in_, when="predict")
         return self._labels(self._class_index(self._outputs(X)), X)
 
@@ -234,6 +241,11 @@ class Model:
             another kind than :attr:`classes_` (strings for a model of numbers,
             or the reverse), or are continuous (floats that are not whole).
         """
+        if _dask.is_dask(X) or _dask.is_dask(y):  # one compute: the predictions and y
+            predicted, y = _dask.computed(self.predict(X), y)
+            y = _validation.check_labels(y, predicted.shape[0])
+            _validation.check_known_kind(y, self.classes_)
+            return float(np.mean(_backends.to_host(predicted) == y))
         X = _validation.check_X(X, n_features=self.n_features_in_, when="predict")
         y = _validation.check_labels(y, X.shape[0])
         _validation.check_known_kind(y, self.classes_)
@@ -250,6 +262,8 @@ class Model:
         ValueError
             As :meth:`score`, and for labels the model was not trained on.
         """
+        if _dask.is_dask(X):
+            return self._dask_loss(X, y)
         X = _validation.check_X(X, n_features=self.n_features_in_, when="predict")
         y = _validation.check_labels(y, X.shape[0])
         _validation.check_known_kind(y, self.classes_)
@@ -267,6 +281,24 @@ class Model:
                 t.xp, self.params, Xt, Y, activation=self.activation, output=self.output, l2=self.l2
             )
         return float(_backends.to_host(total)) / X.shape[0]
+
+    def _dask_loss(self, X: Any, y: Any) -> float:
+        """:meth:`loss` over a dask X: one compute of the chunks' sums."""
+        X = _dask.check_X(X, n_features=self.n_features_in_, when="predict")
+        found = _dask.labels(X, y)
+        unknown = np.setdiff1d(found.classes, self.classes_)
+        if unknown.size or found.classes.dtype.kind != self.classes_.dtype.kind:
+            raise ValueError(
+                f"y has labels the model was not trained on: {unknown.tolist()}; the loss "
+                "needs the model's probability of each sample's label"
+            )
+        # the indices into y's own classes, mapped to the model's
+        index = found.index.map_blocks(_reindex, np.searchsorted(self.classes_, found.classes))
+        dtype = _validation.dtype_name(self.dtype)
+        whole = _dask.FullBatch(
+            X.astype(dtype), index, len(self.classes_), self.activation, self.l2
+        )
+        return whole.loss([(np.asarray(W), np.asarray(b)) for W, b in _train.to_host(self.params)])
 
     # -- moving -----------------------------------------------------------------------------
     def to(self, backend: str, device: Any = None, *, fallback: bool = True) -> Model:
@@ -308,6 +340,10 @@ class Model:
 
 #: Bytes of layer values one chunk of rows may hold on the device while predicting.
 PREDICT_CHUNK_BYTES = 64 * 2**20
+
+
+def _reindex(index: np.ndarray, mapping: np.ndarray) -> np.ndarray:
+    return mapping[index].astype(np.int32)
 
 
 def chunk_rows(model: Model) -> int:

@@ -352,14 +352,19 @@ class Problem(NamedTuple):
     ``validation_score(params)`` the early-stopping score.  ``repeat`` (see
     :func:`repeat_for`), when given, runs the full-batch passes between two log
     points as one call; it must equal ``step`` applied that many times.
+    ``epoch``, when given, runs a whole epoch as one call in place of the
+    steps over ``data``'s batches (a Dask epoch is one graph): it returns the
+    state after the epoch, its ``epoch``, ``samples``, ``shuffle``, ``params``
+    and ``opt`` moved on, and the epoch's mean batch loss.
     """
 
     data: Data
     optimizer: Optimizer
-    step: Step
+    step: Step | None
     evaluate: Callable[[list], Any] | None = None
     validation_score: Callable[[list], float] | None = None
     repeat: Repeat | None = None
+    epoch: Callable[[TrainState], tuple[TrainState, float]] | None = None
 
 
 class Rules(NamedTuple):
@@ -479,6 +484,8 @@ def _epoch(
     The loss is the epoch's mean batch loss when the step reports one, else
     ``problem.evaluate`` at the log points, else None.
     """
+    if problem.epoch is not None:
+        return problem.epoch(state)
     data, optimizer = problem.data, problem.optimizer
     shuffle, batches = data.epoch(state.shuffle)
     if shuffle is not None:

@@ -1,0 +1,437 @@
+"""Training and predicting on Dask arrays, where the chunks live.
+
+``X`` is a dask array chunked by rows (one chunk spans all the columns), in
+memory or not, on the local threaded scheduler or on a ``dask.distributed``
+cluster (whichever ``dask.compute`` uses).  The parameters are small NumPy
+arrays on the client; each task moves them to its chunk's namespace and
+device (NumPy, or CuPy for CuPy-backed chunks) and hands back host NumPy
+results.  No graph grows with training:
+
+* a full-batch pass (:func:`xpnet.fit`) is one graph of one task per chunk,
+  each returning its chunk's gradient sums, added on the client; the loss of a
+  logged pass comes with the next pass's gradients (the same parameters), so
+  there is one compute per pass and one more at the end;
+* a mini-batch epoch (the estimators' ``sgd`` and ``adam``) is one chain of
+  tasks, one per chunk in a shuffled order, each drawing batches within its
+  chunk and handing the parameters and the optimizer state on to the next.
+
+The task functions are module-level, so that ``dask.distributed`` pickles them
+by reference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import array_api_compat
+import numpy as np
+
+from . import _backends, _network, _train, _validation
+from ._optim import OptState
+
+
+def is_dask(x: Any) -> bool:
+    """Whether ``x`` is a dask array (checked without importing dask)."""
+    return array_api_compat.is_dask_array(x)
+
+
+def wanted(X: Any, backend: Any) -> bool:
+    """Whether training runs on dask: X is a dask array (backend None) or backend="dask"."""
+    return backend == "dask" or (backend is None and is_dask(X))
+
+
+def _da() -> Any:
+    import dask.array as da
+
+    return da
+
+
+def _dask() -> Any:
+    import dask
+
+    return dask
+
+
+# -- input --------------------------------------------------------------------------------
+def rows(X: Any) -> Any:
+    """A NumPy X as a dask array chunked by rows: dask's automatic row count per chunk
+    (about ``dask.config.get("array.chunk-size")`` bytes, 128 MiB by default), all the
+    columns in each chunk."""
+    return _da().from_array(X, chunks=("auto", -1))
+
+
+def check_X(X: Any, *, n_features: int | None = None, when: str = "fit", name: str = "X") -> Any:
+    """Validate a dask X without computing it; returns it with one chunk across the columns.
+
+    Shape, dtype and feature count are checked here; finiteness is checked by
+    the first compute (in fit, with the labels) or by each chunk's task (in
+    predict), which raises the same ValueError as for in-memory data.
+    """
+    if X.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features), got a dask array of shape "
+            f"{tuple(X.shape)}; reshape a single feature with {name}.reshape(-1, 1)"
+        )
+    if any(math.isnan(c) for c in X.chunks[0]):
+        raise ValueError(
+            f"{name} has chunks of unknown size (after a filter, say); call "
+            f"{name}.compute_chunk_sizes() first, so that rows can be counted and aligned"
+        )
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(
+            f"{name} is empty (shape {tuple(X.shape)}); it needs at least one sample and one "
+            "feature"
+        )
+    if np.dtype(X.dtype).kind not in "biuf":
+        raise ValueError(
+            f"{name} must hold real numbers, got dtype {X.dtype}; convert it with "
+            f"{name}.astype('float64') (encode text columns as numbers first)"
+        )
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {X.shape[1]} feature{'s' * (X.shape[1] != 1)}, but the model was "
+            f"fitted with {n_features} feature{'s' * (n_features != 1)}; pass data with the "
+            "same columns as in fit"
+        )
+    if len(X.chunks[1]) > 1:
+        X = X.rechunk({1: -1})
+    return X
+
+
+def align(a: Any, X: Any, name: str) -> Any:
+    """``a`` (labels, targets or sample weights) as a dask array chunked by X's rows.
+
+    A NumPy (or list) ``a`` is cut at X's row chunks; a dask ``a`` must already
+    be: a chunk of X and its labels are computed side by side in one task.
+    """
+    if not is_dask(a):
+        a = np.asarray(a)
+        if a.shape[:1] != (X.shape[0],):
+            raise ValueError(
+                f"X has {X.shape[0]} samples but {name} has "
+                f"{a.shape[0] if a.ndim else 'no'} rows; pass one per sample"
+            )
+        return _da().from_array(a, chunks=(X.chunks[0], *a.shape[1:]))
+    if a.ndim not in (1, 2) or any(math.isnan(c) for c in a.chunks[0]):
+        raise ValueError(
+            f"{name} must be a 1-D (or 2-D) dask array with known chunk sizes, got shape "
+            f"{tuple(a.shape)}; call {name}.compute_chunk_sizes() after a filter"
+        )
+    if a.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} samples but {name} has {a.shape[0]} rows")
+    if a.chunks[0] != X.chunks[0]:
+        raise ValueError(
+            f"{name}'s row chunks {_shown(a.chunks[0])} differ from X's {_shown(X.chunks[0])}: "
+            f"each task trains on a chunk of X and the {name} of the same rows, so they must "
+            f"be cut alike; pass {name}.rechunk({{0: X.chunks[0]}})"
+        )
+    if a.ndim == 2 and len(a.chunks[1]) > 1:
+        a = a.rechunk({1: -1})
+    return a
+
+
+def _shown(chunks: tuple) -> str:
+    return (
+        str(chunks) if len(chunks) <= 4 else f"({chunks[0]}, {chunks[1]}, ... {len(chunks)} chunks)"
+    )
+
+
+def _nonfinite(X: Any) -> Any:
+    """A lazy count of X's NaN and infinite values (0 for integer X)."""
+    if np.dtype(X.dtype).kind != "f":
+        return 0
+    return (~_da().isfinite(X)).sum()
+
+
+def _refuse_nonfinite(count: int, name: str = "X") -> None:
+    if count:
+        raise ValueError(
+            f"{name} contains NaN or infinity ({count} value{'s' * (count != 1)}); remove or "
+            "impute them (for example with sklearn.impute.SimpleImputer) before training"
+        )
+
+
+def first_look(X: Any, y: Any, sample_weight: Any, *, classes: bool) -> tuple[Any, int]:
+    """The estimators' checks of their dask input, in one compute.
+
+    NaN or infinity in X or the weights is refused; with ``classes``, y's
+    distinct labels come back (NumPy), else y's NaN or infinity is refused and
+    its count of negative values comes back.
+    """
+    da = _da()
+    if classes:
+        y_part: Any = da.unique(y)
+    else:
+        if np.dtype(y.dtype).kind not in "biuf":
+            raise ValueError(f"y must hold numbers (regression targets), got dtype {y.dtype}")
+        y_part = (_nonfinite(y), (y < 0).sum())
+    weights = 0 if sample_weight is None else _nonfinite(sample_weight)
+    in_X, found, in_weights = _dask().compute(_nonfinite(X), y_part, weights)
+    _refuse_nonfinite(int(in_X))
+    _refuse_nonfinite(int(in_weights), "sample_weight")
+    if classes:
+        return found, 0
+    _refuse_nonfinite(int(found[0]), "y")
+    return None, int(found[1])
+
+
+def column(y: np.ndarray) -> np.ndarray:
+    """Regression targets as the network's target matrix: one column per output."""
+    return y.reshape(-1, 1) if y.ndim == 1 else y
+
+
+class Labels(NamedTuple):
+    """Labels of a dask fit: the classes, and the class index of every row, lazily."""
+
+    classes: np.ndarray
+    index: Any  # int32 dask array, chunked by X's rows
+
+
+def labels(X: Any, y: Any) -> Labels:
+    """Check X's values and y's labels in one compute; the classes and the lazy indices."""
+    if is_dask(y):
+        y = align(y, X, "y")
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-D (one label per sample), got shape {tuple(y.shape)}")
+        nonfinite, found = _dask().compute(_nonfinite(X), _da().unique(y))
+        _refuse_nonfinite(int(nonfinite))
+        found = _validation.check_labels(found, found.shape[0])
+        classes, _ = _validation.encode_labels(found)
+        index = y.map_blocks(_index_of, classes, dtype=np.int32)
+        return Labels(classes, index)
+    y = _validation.check_labels(y, X.shape[0])
+    classes, index = _validation.encode_labels(y)
+    _refuse_nonfinite(int(_dask().compute(_nonfinite(X))[0]))
+    return Labels(classes, align(index.astype(np.int32), X, "y"))
+
+
+def _index_of(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    return np.searchsorted(classes, np.asarray(y)).astype(np.int32)
+
+
+# -- tasks on one chunk -----------------------------------------------------------------------
+def _namespace(Xc: Any) -> Any:
+    return array_api_compat.array_namespace(Xc)
+
+
+def _moved(xp: Any, tree: Any, like: Any) -> Any:
+    """Host arrays (in nested lists and tuples) as arrays of ``like``'s namespace and device."""
+    if tree is None:
+        return None
+    if isinstance(tree, (list, tuple)):
+        moved = [_moved(xp, t, like) for t in tree]
+        return tuple(moved) if isinstance(tree, tuple) else moved
+    return xp.asarray(tree, device=array_api_compat.device(like))
+
+
+def _one_hot(xp: Any, index: Any, n_classes: int, like: Any) -> Any:
+    index = xp.asarray(index, device=array_api_compat.device(like))
+    classes = xp.arange(n_classes, dtype=index.dtype, device=array_api_compat.device(like))
+    return xp.astype(index[:, None] == classes, like.dtype)
+
+
+def _chunk_sums(params: list, Xc: Any, index: Any, n_classes: int, activation: str, loss: bool):
+    """One chunk's gradient sums (without the L2 term) and, with ``loss``, its summed loss."""
+    xp = _namespace(Xc)
+    params = _moved(xp, params, Xc)
+    Y = _one_hot(xp, index, n_classes, Xc)
+    inputs, z = _network.forward(xp, params, Xc, activation)
+    delta = _network.out_activation(xp, "softmax", z) - Y
+    grads = _network.backprop(xp, params, inputs, delta, activation, 0.0)
+    total = xp.sum(_network.sample_losses(xp, "softmax", z, Y)) if loss else None
+    return _train.to_host(grads), None if total is None else float(_backends.to_host(total))
+
+
+class FullBatch:
+    """The article's full-batch gradient and loss over a dask X, one compute per call.
+
+    ``loss(params)`` computes the loss and, in the same graph, the gradient at
+    ``params``, which the next ``gradients(params)`` of the same parameters
+    takes without a compute: a pass after a log point costs no extra compute.
+    """
+
+    def __init__(self, X: Any, index: Any, n_classes: int, activation: str, l2: float):
+        self.blocks = list(zip(X.to_delayed().ravel(), index.to_delayed().ravel(), strict=True))
+        self.n, self.n_classes, self.activation, self.l2 = X.shape[0], n_classes, activation, l2
+        self._kept: tuple[list, list] | None = None  # (params, their gradient)
+
+    def _compute(self, params: list, loss: bool) -> tuple[list, float | None]:
+        dask = _dask()
+        shared = dask.delayed(params, traverse=False)  # one node, not one copy per task
+        sums = dask.delayed(_chunk_sums, pure=True)
+        parts = dask.compute(
+            *(sums(shared, x, i, self.n_classes, self.activation, loss) for x, i in self.blocks)
+        )
+        grads, total = parts[0]
+        for more, part in parts[1:]:  # in chunk order: the same sum on every scheduler
+            grads = [(dW + mW, db + mb) for (dW, db), (mW, mb) in zip(grads, more, strict=True)]
+            total = None if total is None else total + part
+        xp = _backends.target_of(np.zeros(0)).xp
+        grads = [(dW + self.l2 * W, db) for (dW, db), (W, _) in zip(grads, params, strict=True)]
+        if total is not None:
+            total = (total + float(_network.penalty(xp, params, self.l2))) / self.n
+        return grads, total
+
+    def gradients(self, params: list) -> list:
+        if self._kept is not None and self._kept[0] is params:
+            return self._kept[1]
+        return self._compute(params, loss=False)[0]
+
+    def loss(self, params: list) -> float:
+        grads, total = self._compute(params, loss=True)
+        self._kept = (params, grads)
+        return total
+
+
+def full_batch_problem(
+    target: _backends.Target, data: Any, optimizer: Any, activation: str, l2: float
+) -> _train.Problem:
+    """The article's training on dask data (see :func:`xpnet._fit.prepare`) as a Problem."""
+    whole = FullBatch(data.Xt, data.Y, len(data.classes), activation, l2)
+    xp = target.xp
+
+    def step(params, slots, X, Y, sw, lr):
+        params, slots = optimizer.update(xp, params, whole.gradients(params), slots, lr)
+        return params, slots, None
+
+    return _train.Problem(
+        data=_train.Data(target, data.Xt, data.Y, None, data.Xt.shape[0]),
+        optimizer=optimizer,
+        step=step,
+        evaluate=whole.loss,
+    )
+
+
+# -- mini-batch epochs ------------------------------------------------------------------------
+class Epoch(NamedTuple):
+    """What every task of a mini-batch epoch needs besides its chunk (pickled once)."""
+
+    optimizer: Any
+    activation: str
+    output: str
+    l2: float
+    batch_size: int
+    encode: Callable[[np.ndarray], np.ndarray]  # y rows -> target rows (host)
+
+
+def _chunk_epoch(carry: tuple, Xc: Any, yc: Any, swc: Any, seed: int | None, spec: Epoch) -> tuple:
+    """The batches of one chunk, in a shuffled order, from ``carry`` on.
+
+    ``carry`` is ``(params, opt, loss_sum)`` on the host; so is the result.
+    """
+    params, opt, loss_sum = carry
+    xp = _namespace(Xc)
+    key = (None, None, spec.activation, spec.output, float(spec.l2), True, None)
+    step = _train._make_step(xp, spec.optimizer, key)
+    params = _moved(xp, params, Xc)
+    opt = opt._replace(slots=_moved(xp, opt.slots, Xc))
+    Y = _moved(xp, spec.encode(np.asarray(_backends.to_host(yc))).astype(Xc.dtype), Xc)
+    sw = None if swc is None else _moved(xp, np.asarray(_backends.to_host(swc)), Xc)
+    n = Xc.shape[0]
+    order = np.arange(n) if seed is None else np.random.RandomState(seed).permutation(n)
+    total = 0.0
+    for begin in range(0, n, spec.batch_size):
+        idx = xp.asarray(order[begin : begin + spec.batch_size], device=array_api_compat.device(Xc))
+        Xb, Yb = xp.take(Xc, idx, axis=0), xp.take(Y, idx, axis=0)
+        swb = None if sw is None else xp.take(sw, idx, axis=0)
+        lr = spec.optimizer.step_size(opt)
+        params, slots, loss = step(params, opt.slots, Xb, Yb, swb, lr)
+        opt = spec.optimizer.advance(opt, lr, slots)
+        total += float(_backends.to_host(loss)) * Xb.shape[0]
+    opt = opt._replace(slots=_train.to_host(opt.slots))
+    return _train.to_host(params), opt, loss_sum + total
+
+
+def _chain(carry: tuple, blocks: list, seeds: list, spec: Epoch) -> Any:
+    """One epoch as one graph: a task per chunk, each taking the one before's carry."""
+    dask = _dask()
+    task = dask.delayed(_chunk_epoch, pure=True)
+    shared = dask.delayed(spec, traverse=False)
+    for (x, y, sw), seed in zip(blocks, seeds, strict=True):
+        carry = task(carry, x, y, sw, seed, shared)
+    return carry
+
+
+def minibatch_problem(
+    target: _backends.Target,
+    X: Any,
+    y: Any,
+    sample_weight: Any,
+    spec: Epoch,
+) -> _train.Problem:
+    """The estimators' stochastic training on dask chunks as a Problem whose epoch is one
+    compute: the chunks in an order drawn from the state's shuffle generator, each chunk's
+    rows in an order drawn from a seed drawn there too."""
+    Xb = X.to_delayed().ravel()
+    yb = y.to_delayed().ravel()
+    swb = [None] * len(Xb) if sample_weight is None else list(sample_weight.to_delayed().ravel())
+    blocks = list(zip(Xb, yb, swb, strict=True))
+    n = X.shape[0]
+
+    def epoch(state: _train.TrainState) -> tuple[_train.TrainState, float]:
+        shuffle, order, seeds = None, np.arange(len(blocks)), [None] * len(blocks)
+        if state.shuffle is not None:  # else chunks and rows in order (shuffle=False)
+            rng = np.random.RandomState()
+            rng.set_state(state.shuffle.generator)
+            order = rng.permutation(len(blocks))
+            seeds = [int(s) for s in rng.randint(0, 2**31 - 1, len(blocks))]
+            shuffle = _train.Shuffle(rng.get_state(), order)
+        opt = state.opt._replace(slots=_train.to_host(state.opt.slots))
+        carry = (_train.to_host(state.params), opt, 0.0)
+        params, opt, loss_sum = _dask().compute(
+            _chain(carry, [blocks[i] for i in order], seeds, spec)
+        )[0]
+        state = state._replace(
+            params=params, opt=opt, epoch=state.epoch + 1, samples=state.samples + n,
+            shuffle=shuffle,
+        )  # fmt: skip
+        return state, loss_sum / n
+
+    return _train.Problem(
+        data=_train.Data(target, X, y, sample_weight, spec.batch_size),
+        optimizer=spec.optimizer,
+        step=None,
+        epoch=epoch,
+    )
+
+
+# -- predictions ------------------------------------------------------------------------------
+def map_rows(predict: Callable, X: Any, width: int | None, dtype: Any) -> Any:
+    """``predict`` applied to each row chunk of X, lazily: a dask array with X's row chunks,
+    1-D when ``width`` is None, else ``width`` columns wide."""
+    if width is None:
+        return X.map_blocks(_call, predict, dtype=dtype, drop_axis=1, chunks=(X.chunks[0],))
+    return X.map_blocks(_call, predict, dtype=dtype, chunks=(X.chunks[0], (width,)))
+
+
+def _call(Xc: Any, predict: Callable) -> Any:
+    return predict(Xc)
+
+
+def log(a: Any) -> Any:
+    """The natural logarithm of a dask array, lazily."""
+    return _da().log(a)
+
+
+def float_dtype(X: Any, fallback: Any) -> np.dtype:
+    """The dtype of float results for X: X's own when floating, else ``fallback``'s."""
+    kind = np.dtype(X.dtype).kind
+    return np.dtype(X.dtype) if kind == "f" else np.dtype(_validation.dtype_name(fallback))
+
+
+def computed(*arrays: Any) -> tuple:
+    """Dask arrays among ``arrays`` computed in one go (the others as they are)."""
+    lazy = [i for i, a in enumerate(arrays) if is_dask(a)]
+    done = list(arrays)
+    for i, value in zip(lazy, _dask().compute(*(arrays[i] for i in lazy)), strict=True):
+        done[i] = value
+    return tuple(done)
+
+
+def keep_opt(opt: OptState) -> OptState:
+    """An optimizer state with host slots (what the tasks hand around)."""
+    return opt._replace(slots=_train.to_host(opt.slots))
