@@ -638,11 +638,17 @@ learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm
 momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon, \
 n_iter_no_change, max_fun
         As in scikit-learn 1.9, with the same defaults and meanings.
-    backend : {None, "auto", "numpy", "cupy", "torch", "jax", "array_api_strict"}, default None
+    backend : {None, "auto", "numpy", "cupy", "torch", "jax", "array_api_strict", "dask"}, \
+default None
         Where to train, as in :func:`xpnet.fit`: None trains where X lives; a
         named backend moves the data there (NumPy results come back as NumPy);
         an unusable one falls back to NumPy with a
-        :class:`~xpnet.BackendFallbackWarning` on every fit.
+        :class:`~xpnet.BackendFallbackWarning` on every fit.  On dask (a dask
+        X, or "dask" with in-memory X cut into row chunks) sgd and adam train
+        each epoch as one graph: the chunks in a shuffled order, mini-batches
+        drawn within each chunk, the optimizer state carried from chunk to
+        chunk; lbfgs, early_stopping and checkpoint are refused there, and
+        predictions on a dask X are lazy dask arrays with X's row chunks.
     device : object, optional
         A device of that backend ("cuda:1", "cpu", a torch.device, ...).
     checkpoint : str or path-like, optional
@@ -844,7 +850,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             y = _host(y)  # labels live on the host, as classes_ does
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
-            if y.ndim == 2 and type_of_target(_host(y)).startswith("multilabel"):
+            if not _dask.is_dask(y) and type_of_target(y).startswith("multilabel"):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)

@@ -144,9 +144,12 @@ def fit(
     seed : int or None, default 0
         Seed of ``numpy.random.RandomState`` for the initial weights, drawn on
         the host so that every backend starts from the same weights.
-    backend : {None, "auto", "numpy", "cupy", "torch", "jax", "array_api_strict"}
+    backend : {None, "auto", "numpy", "cupy", "torch", "jax", "array_api_strict", "dask"}
         None trains where ``X`` lives; "auto" picks CuPy when a CUDA device is
-        usable and NumPy otherwise.
+        usable and NumPy otherwise.  "dask" (or a dask X with None) trains
+        where the row chunks are: each pass is one compute of per-chunk
+        gradient sums, added on the client, where the parameters stay as NumPy
+        arrays; a NumPy X is cut into row chunks of dask's automatic size.
     device : object, optional
         A device of the backend ("cuda:1", "cpu", a torch.device, ...).
     dtype : {None, "float32", "float64"}

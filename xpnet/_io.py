@@ -75,7 +75,7 @@ def load(
         The file written by :meth:`xpnet.Model.save`,
         :meth:`xpnet.ModelGrid.save`, :meth:`xpnet.MLPClassifier.save` or
         :meth:`xpnet.MLPRegressor.save`.
-    backend : {None, "auto", "numpy", "cupy", "torch", "jax", "array_api_strict"}
+    backend : {None, "auto", "numpy", "cupy", "torch", "jax", "array_api_strict", "dask"}
         Where the parameters go.  None puts a model (or grid) back on the
         backend and device it was saved from when they are usable here, and
         falls back to NumPy with a :class:`~xpnet.BackendFallbackWarning`

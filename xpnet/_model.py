@@ -18,7 +18,11 @@ class Model:
 
     Made by :func:`xpnet.fit` and :func:`xpnet.fit_many`; not meant to be
     built by hand.  Methods accept data from any backend and return results in
-    the caller's namespace and on the caller's device.
+    the caller's namespace and on the caller's device; on a dask X,
+    ``predict`` and ``predict_proba`` return lazy dask arrays with X's row
+    chunks (each chunk predicted as an in-memory X, in its task; NaN or
+    infinity in a chunk raises when it is computed), and ``score`` and
+    ``loss`` compute and return floats.
 
     Attributes
     ----------
