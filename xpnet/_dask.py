@@ -58,8 +58,13 @@ def _dask() -> Any:
 def rows(X: Any) -> Any:
     """A NumPy X as a dask array chunked by rows: dask's automatic row count per chunk
     (about ``dask.config.get("array.chunk-size")`` bytes, 128 MiB by default), all the
-    columns in each chunk."""
-    return _da().from_array(X, chunks=("auto", -1))
+    columns in each chunk.
+
+    Persisted: under a ``dask.distributed`` client the chunks go to the workers once,
+    rather than with the graph of every pass; on the local schedulers they stay views
+    of X.
+    """
+    return _da().from_array(X, chunks=("auto", -1)).persist()
 
 
 def check_X(X: Any, *, n_features: int | None = None, when: str = "fit", name: str = "X") -> Any:
@@ -113,7 +118,7 @@ def align(a: Any, X: Any, name: str) -> Any:
                 f"X has {X.shape[0]} samples but {name} has "
                 f"{a.shape[0] if a.ndim else 'no'} rows; pass one per sample"
             )
-        return _da().from_array(a, chunks=(X.chunks[0], *a.shape[1:]))
+        return _da().from_array(a, chunks=(X.chunks[0], *a.shape[1:])).persist()  # as rows()
     if a.ndim not in (1, 2) or any(math.isnan(c) for c in a.chunks[0]):
         raise ValueError(
             f"{name} must be a 1-D (or 2-D) dask array with known chunk sizes, got shape "
@@ -333,7 +338,7 @@ def _chunk_epoch(carry: tuple, Xc: Any, yc: Any, swc: Any, seed: int | None, spe
     sw = None if swc is None else _moved(xp, np.asarray(_backends.to_host(swc)), Xc)
     n = Xc.shape[0]
     order = np.arange(n) if seed is None else np.random.RandomState(seed).permutation(n)
-    total = 0.0
+    total = 0.0  # stays on the chunk's device until the end: no sync per batch
     for begin in range(0, n, spec.batch_size):
         idx = xp.asarray(order[begin : begin + spec.batch_size], device=array_api_compat.device(Xc))
         Xb, Yb = xp.take(Xc, idx, axis=0), xp.take(Y, idx, axis=0)
@@ -341,9 +346,9 @@ def _chunk_epoch(carry: tuple, Xc: Any, yc: Any, swc: Any, seed: int | None, spe
         lr = spec.optimizer.step_size(opt)
         params, slots, loss = step(params, opt.slots, Xb, Yb, swb, lr)
         opt = spec.optimizer.advance(opt, lr, slots)
-        total += float(_backends.to_host(loss)) * Xb.shape[0]
+        total = total + loss * Xb.shape[0]
     opt = opt._replace(slots=_train.to_host(opt.slots))
-    return _train.to_host(params), opt, loss_sum + total
+    return _train.to_host(params), opt, loss_sum + float(_backends.to_host(total))
 
 
 def _chain(carry: tuple, blocks: list, seeds: list, spec: Epoch) -> Any:
