@@ -29,7 +29,6 @@ import array_api_compat
 import numpy as np
 
 from . import _backends, _network, _train, _validation
-from ._optim import OptState
 
 
 def is_dask(x: Any) -> bool:
@@ -435,8 +434,3 @@ def computed(*arrays: Any) -> tuple:
     for i, value in zip(lazy, _dask().compute(*(arrays[i] for i in lazy)), strict=True):
         done[i] = value
     return tuple(done)
-
-
-def keep_opt(opt: OptState) -> OptState:
-    """An optimizer state with host slots (what the tasks hand around)."""
-    return opt._replace(slots=_train.to_host(opt.slots))
