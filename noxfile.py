@@ -18,10 +18,10 @@ nox.options.error_on_missing_interpreters = True
 TORCH = "torch==2.13.0"  # the CPU build; an unpinned torch pulls a multi-GB CUDA build
 
 
-def _pytest(session: nox.Session, backend: str) -> None:
+def _pytest(session: nox.Session, backend: str, *paths: str) -> None:
     # SCIPY_ARRAY_API=1 lets scikit-learn's estimator checks include its array-API input check.
     env = {"XPNET_TEST_BACKEND": backend, "SCIPY_ARRAY_API": "1"}
-    session.run("pytest", *session.posargs, env=env)
+    session.run("pytest", *paths, *session.posargs, env=env)
 
 
 @nox.session(name="tests-numpy")
@@ -51,6 +51,15 @@ def tests_jax(session: nox.Session) -> None:
     """JAX (float64 enabled by the test suite)."""
     session.install(".[test,jax]")
     _pytest(session, "jax")
+
+
+@nox.session(name="tests-dask")
+def tests_dask(session: nox.Session) -> None:
+    """The Dask backend's tests (tests/test_dask.py, which skips itself where dask or
+    distributed is missing): chunked training and lazy predictions on dask's local
+    schedulers and on a two-process dask.distributed cluster, NumPy chunks."""
+    session.install(".[test,dask]")
+    _pytest(session, "numpy", "tests/test_dask.py")
 
 
 def _cuda_driver_version() -> int | None:

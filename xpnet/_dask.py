@@ -193,8 +193,12 @@ class Labels(NamedTuple):
     index: Any  # int32 dask array, chunked by X's rows
 
 
-def labels(X: Any, y: Any) -> Labels:
-    """Check X's values and y's labels in one compute; the classes and the lazy indices."""
+def labels(X: Any, y: Any, *, fitting: bool = True) -> Labels:
+    """Check X's values and y's labels in one compute; the classes and the lazy indices.
+
+    ``fitting`` asks for what training needs (at least two classes, not a
+    continuous y); otherwise ``classes`` are just the labels found in y.
+    """
     if is_dask(y):
         y = align(y, X, "y")
         if y.ndim == 2 and y.shape[1] == 1:
@@ -203,14 +207,17 @@ def labels(X: Any, y: Any) -> Labels:
             raise ValueError(f"y must be 1-D (one label per sample), got shape {tuple(y.shape)}")
         nonfinite, found = _dask().compute(_nonfinite(X), _da().unique(y))
         _refuse_nonfinite(int(nonfinite))
-        found = _validation.check_labels(found, found.shape[0])
-        classes, _ = _validation.encode_labels(found)
-        index = y.map_blocks(_index_of, classes, dtype=np.int32)
-        return Labels(classes, index)
+        classes = _validation.check_labels(found, found.shape[0])
+        if fitting:
+            classes, _ = _validation.encode_labels(classes)
+        return Labels(classes, y.map_blocks(_index_of, classes, dtype=np.int32))
     y = _validation.check_labels(y, X.shape[0])
-    classes, index = _validation.encode_labels(y)
+    if fitting:
+        classes, index = _validation.encode_labels(y)
+    else:
+        classes, index = np.unique(y, return_inverse=True)
     _refuse_nonfinite(int(_dask().compute(_nonfinite(X))[0]))
-    return Labels(classes, align(index.astype(np.int32), X, "y"))
+    return Labels(classes, align(index.reshape(-1).astype(np.int32), X, "y"))
 
 
 def _index_of(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -327,6 +334,8 @@ def _chunk_epoch(carry: tuple, Xc: Any, yc: Any, swc: Any, seed: int | None, spe
 
     ``carry`` is ``(params, opt, loss_sum)`` on the host; so is the result.
     """
+    if Xc.shape[0] == 0:  # a chunk left empty by a filter
+        return carry
     params, opt, loss_sum = carry
     xp = _namespace(Xc)
     key = (None, None, spec.activation, spec.output, float(spec.l2), True, None)
@@ -407,12 +416,27 @@ def minibatch_problem(
 def map_rows(predict: Callable, X: Any, width: int | None, dtype: Any) -> Any:
     """``predict`` applied to each row chunk of X, lazily: a dask array with X's row chunks,
     1-D when ``width`` is None, else ``width`` columns wide."""
+    args = (predict, width, np.dtype(dtype))
     if width is None:
-        return X.map_blocks(_call, predict, dtype=dtype, drop_axis=1, chunks=(X.chunks[0],))
-    return X.map_blocks(_call, predict, dtype=dtype, chunks=(X.chunks[0], (width,)))
+        return X.map_blocks(_call, *args, dtype=dtype, drop_axis=1, chunks=(X.chunks[0],))
+    return X.map_blocks(_call, *args, dtype=dtype, chunks=(X.chunks[0], (width,)))
 
 
-def _call(Xc: Any, predict: Callable) -> Any:
+def _call(Xc: Any, predict: Callable, width: int | None, dtype: Any, block_info=None) -> Any:
+    """``predict(Xc)``, after the finite check with the rows numbered as in all of X; an empty
+    chunk (left by a filter) gives an empty result."""
+    shape = (0,) if width is None else (0, width)
+    if Xc.shape[0] == 0:
+        if array_api_compat.is_numpy_array(Xc) or dtype.kind not in "biuf":
+            return np.empty(shape, dtype)
+        return _namespace(Xc).empty(shape, dtype=dtype, device=array_api_compat.device(Xc))
+    xp = _namespace(Xc)
+    if xp.isdtype(Xc.dtype, "real floating"):
+        finite = xp.isfinite(Xc)
+        if not bool(_backends.to_host(xp.all(finite))):
+            first = block_info[0]["array-location"][0][0] if block_info else 0
+            finite = np.asarray(_backends.to_host(finite))
+            raise ValueError(_validation._non_finite("X", finite, "predict", first))
     return predict(Xc)
 
 

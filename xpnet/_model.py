@@ -289,9 +289,10 @@ class Model:
     def _dask_loss(self, X: Any, y: Any) -> float:
         """:meth:`loss` over a dask X: one compute of the chunks' sums."""
         X = _dask.check_X(X, n_features=self.n_features_in_, when="predict")
-        found = _dask.labels(X, y)
+        found = _dask.labels(X, y, fitting=False)
+        _validation.check_known_kind(found.classes, self.classes_)
         unknown = np.setdiff1d(found.classes, self.classes_)
-        if unknown.size or found.classes.dtype.kind != self.classes_.dtype.kind:
+        if unknown.size:
             raise ValueError(
                 f"y has labels the model was not trained on: {unknown.tolist()}; the loss "
                 "needs the model's probability of each sample's label"

@@ -158,11 +158,12 @@ def _floats_from_objects(X: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name} holds integers too large for float64") from None
 
 
-def _non_finite(name: str, finite: np.ndarray, when: str) -> str:
+def _non_finite(name: str, finite: np.ndarray, when: str, first_row: int = 0) -> str:
+    """The message for non-finite values; ``finite`` covers rows from ``first_row`` on."""
     row, column = np.argwhere(~finite)[0]
     where = (
         f"{_plural(int(finite.size - np.count_nonzero(finite)), 'value')}, the first in row "
-        f"{row}, column {column}"
+        f"{first_row + row}, column {column}"
     )
     if when == "predict":
         todo = (
