@@ -222,15 +222,7 @@ class _BaseMLP(BaseEstimator, ABC):
             else:
                 params = self._fit_lbfgs(target, params, Xt, Yt, swt)
 
-        host = _train.to_host(params)
-        if not _all_finite(host):
-            raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may contain large "
-                "values and need to be preprocessed."
-            )
-        self.coefs_ = [W.astype(np_dtype, copy=False) for W, _ in host]
-        self.intercepts_ = [b.astype(np_dtype, copy=False) for _, b in host]
-        return self
+        return self._set_weights(_train.to_host(params), np_dtype)
 
     def _fit_dask(self, X, y, sample_weight, incremental, hidden, first_pass):
         """Mini-batch training on dask chunks (see :mod:`xpnet._dask`): each epoch one
@@ -291,7 +283,10 @@ class _BaseMLP(BaseEstimator, ABC):
             one_epoch=incremental, divergence="stop", interruptible=True,
         )  # fmt: skip
         state = _train.run(state, problem, rules, self._verbose_observer(first))
-        host = _train.to_host(self._keep(state, first, incremental))
+        return self._set_weights(_train.to_host(self._keep(state, first, incremental)), np_dtype)
+
+    def _set_weights(self, host: list, np_dtype: np.dtype):
+        """Keep trained (W, b) pairs (host arrays) as coefs_ and intercepts_; self."""
         if not _all_finite(host):
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may contain large "
