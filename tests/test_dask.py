@@ -165,6 +165,29 @@ def test_estimator_computes_once_per_epoch():
     assert max(epochs) == epochs[0]
 
 
+def test_work_shared_by_x_and_y_runs_once_per_compute(moons):
+    """A y computed from X (a labelling rule) must not make every pass generate X twice."""
+    X, _ = moons
+    made: list[int] = []
+
+    def generate(block):  # stands for reading or generating a chunk
+        if block.shape[0]:  # not dask's call on an empty block, to learn the output's type
+            made.append(block.shape[0])
+        return block * 1.0
+
+    Xd = chunked(X, 50).map_blocks(generate, dtype=X.dtype)
+    y = (Xd[:, 1] > 0.25).astype(int)
+    with Computes() as seen:
+        xpnet.fit(Xd, y, epochs=5, log_every=5)
+    # each compute generates each of the 4 chunks once
+    assert len(made) == 4 * seen.count
+    made.clear()
+    clf = xpnet.MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
+    with Computes() as seen:
+        clf.fit(Xd, y)
+    assert len(made) == 4 * seen.count
+
+
 # -- lazy predictions ---------------------------------------------------------------------------
 def test_predictions_are_lazy_with_xs_chunks(moons):
     X, y = moons
