@@ -14,6 +14,9 @@ Sections (all by default; pick some with --only):
   import  import xpnet, xpnet --help, xpnet info against import numpy, array_api_compat
   gpu     W1 on CuPy / torch-CUDA / JAX-GPU against NumPy; W2 with 2,000,000 rows against
           a cuBLAS peak (one line saying they were skipped without a CUDA device)
+  dask    a full-batch pass (xpnet.fit, hidden 16) over 2,000,000 x 64 rows in chunks, on
+          dask's threaded scheduler and on a LocalCluster of two workers, against NumPy in
+          memory (one line saying it was skipped without dask and distributed)
 
 Run from the repository root.  Tables go to stdout, progress to stderr.
 """
@@ -30,7 +33,7 @@ import time
 import warnings
 from pathlib import Path
 
-SECTIONS = ("w1", "w2", "memory", "sweep", "import", "gpu")
+SECTIONS = ("w1", "w2", "memory", "sweep", "import", "gpu", "dask")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -57,6 +60,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--w2-rows", type=int, help="rows of W2 on the CPU (default 200,000)")
     parser.add_argument("--gpu-rows", type=int, help="rows of W2 on a GPU (default 2,000,000)")
     parser.add_argument("--sweep-epochs", type=int, help="passes of the sweep (default 20000)")
+    parser.add_argument("--dask-rows", type=int, help="rows of dask's pass (default 2,000,000)")
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write the report here")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the raw numbers here")
     args = parser.parse_args(argv)
@@ -74,6 +78,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         w2_rows=20_000 if quick else 200_000,
         gpu_rows=200_000 if quick else 2_000_000,
         sweep_epochs=1000 if quick else 20000,
+        dask_rows=200_000 if quick else 2_000_000,
     )
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     import xpnet
 
     warnings.simplefilter("ignore", xpnet.BackendFallbackWarning)
-    from . import gpu, imports, sweep, w1, w2
+    from . import dask_rows, gpu, imports, sweep, w1, w2
     from ._report import Contention
 
     started = time.perf_counter()
@@ -173,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     if "gpu" in args.sections:
         for table in gpu.run(args.w1_epochs, args.gpu_rows, args.rounds):
             show(table)
+    if "dask" in args.sections:
+        show(dask_rows.run(args.dask_rows))
     elapsed = time.perf_counter() - started
     print(f"\n(total {elapsed:.0f} s)")
 
