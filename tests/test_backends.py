@@ -72,6 +72,23 @@ def test_cupy_not_installed_falls_back(moons, monkeypatch, fresh_probe):
     assert not info.installed and not info.usable and info.devices == ()
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_dask_not_installed_falls_back(moons, monkeypatch, fresh_probe):
+    def no_dask():
+        raise ModuleNotFoundError("No module named 'dask'")
+
+    monkeypatch.setattr(_backends._ADAPTERS["dask"], "load", no_dask)
+    X, y = moons
+    with pytest.warns(xpnet.BackendFallbackWarning, match="dask is not installed"):
+        model = xpnet.fit(X, y, backend="dask", **SMALL)
+    assert model.backend == "numpy"
+    with pytest.warns(xpnet.BackendFallbackWarning, match="dask is not installed"):
+        clf = xpnet.MLPClassifier(max_iter=5, backend="dask").fit(X, y)
+    assert clf.score(X, y) > 0.5  # scored without dask
+    with pytest.raises(xpnet.BackendUnavailableError, match="dask is not installed"):
+        xpnet.fit(X, y, backend="dask", fallback=False, **SMALL)
+
+
 def test_auto_never_warns(moons):
     X, y = moons
     with warnings.catch_warnings():

@@ -37,8 +37,11 @@ def is_dask(x: Any) -> bool:
 
 
 def wanted(X: Any, backend: Any) -> bool:
-    """Whether training runs on dask: X is a dask array (backend None) or backend="dask"."""
-    return backend == "dask" or (backend is None and is_dask(X))
+    """Whether training runs on dask: X is a dask array (backend None), or backend="dask"
+    with dask installed (without, the backend rules fall back to NumPy, or raise)."""
+    if backend == "dask":
+        return _backends._probe("dask").usable
+    return backend is None and is_dask(X)
 
 
 def _da() -> Any:
@@ -472,6 +475,8 @@ def float_dtype(X: Any, fallback: Any) -> np.dtype:
 def computed(*arrays: Any) -> tuple:
     """Dask arrays among ``arrays`` computed in one go (the others as they are)."""
     lazy = [i for i, a in enumerate(arrays) if is_dask(a)]
+    if not lazy:  # nothing to compute, and dask may not even be installed
+        return arrays
     done = list(arrays)
     for i, value in zip(lazy, _dask().compute(*(arrays[i] for i in lazy)), strict=True):
         done[i] = value
