@@ -25,7 +25,7 @@ Peak memory: each fit again in a fresh interpreter (``python -m benchmarks.w2
   (reset through /proc/self/clear_refs where allowed, else ``ru_maxrss``)
   minus the RSS just before; sees everything, at page granularity.
 
-Run it alone: ``python -m benchmarks --only w2`` (or ``w2mem`` for the memory only).
+Run it alone: ``python -m benchmarks --only w2`` (or ``memory`` for the peak memory only).
 """
 
 from __future__ import annotations

@@ -113,6 +113,45 @@ def test_matches_sklearn_after_a_few_epochs(solver, problem, early_stopping, wei
     np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-6, atol=1e-9)
 
 
+def _ten_classes(rows):
+    return make_classification(rows, 16, n_informative=12, n_classes=10, random_state=0)
+
+
+@numpy_only
+def test_wide_adam_epochs_equal_sklearn_bit_for_bit():
+    # Two hidden layers, ten classes, and a short last batch (3000 = 11 * 256 + 184), which
+    # borrows the first rows of the full batches' buffers.
+    X, y = _ten_classes(3000)
+    kw = dict(hidden_layer_sizes=(32, 32), batch_size=256, max_iter=2, random_state=0)
+    theirs = _fit_quietly(skl.MLPClassifier(**kw), X, y)
+    ours = _fit_quietly(xpnet.MLPClassifier(**kw), X, y)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-13)
+
+
+@numpy_only
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fit_peak_memory_is_no_higher_than_sklearn(dtype):
+    import tracemalloc
+
+    # Enough rows for the per-row arrays to outweigh the per-batch ones: scikit-learn keeps
+    # the targets as int64, 80 bytes a row for ten classes, xpnet as booleans (10 bytes).
+    X, y = _ten_classes(60000)
+    X = X.astype(dtype)
+    kw = dict(hidden_layer_sizes=(64, 64), batch_size=512, max_iter=1, random_state=0)
+    peaks = {}
+    for name, Estimator in [("sklearn", skl.MLPClassifier), ("xpnet", xpnet.MLPClassifier)]:
+        _fit_quietly(Estimator(**kw), X[:600], y[:600])  # imports and caches, not counted
+        tracemalloc.start()
+        try:
+            _fit_quietly(Estimator(**kw), X, y)
+            peaks[name] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peaks["xpnet"] <= peaks["sklearn"], peaks
+
+
 @numpy_only
 @pytest.mark.parametrize("activation", ["identity", "logistic", "relu"])
 def test_matches_sklearn_for_each_activation_and_poisson(activation):

@@ -210,7 +210,8 @@ class _BaseMLP(BaseEstimator, ABC):
 
         Xt = put(target, X, dtype)
         if self.solver in _STOCHASTIC and isinstance(self, ClassifierMixin):
-            Yt = target.asarray(Y.astype(bool))  # a byte a label; cast a batch at a time
+            # A byte a label, cast a batch at a time; Y is already this fit's own copy.
+            Yt = target.asarray(Y if Y.dtype == bool else Y.astype(bool))
         else:
             Yt = target.asarray(Y.astype(np_dtype), dtype)
         swt = None if sample_weight is None else target.asarray(sample_weight, dtype)
@@ -781,7 +782,21 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                     f"`y` has classes not in `self.classes_`. `self.classes_` has "
                     f"{self.classes_}. 'y' has {classes}."
                 )
-        return self._label_binarizer.transform(y).astype(bool)
+        return self._indicators(y)
+
+    def _indicators(self, y: np.ndarray) -> np.ndarray:
+        """The label binarizer's indicator matrix of ``y``, as booleans.
+
+        Its own result is int64, 8 bytes a label, which on many rows would be the
+        fit's largest array: it is made a block of rows at a time instead.
+        """
+        binarize = self._label_binarizer.transform
+        width = binarize(y[:1]).shape[1]
+        Y = np.empty((y.shape[0], width), dtype=bool)
+        rows = max(1, (1 << 18) // width)  # a 2 MiB int64 block
+        for start in range(0, y.shape[0], rows):
+            Y[start : start + rows] = binarize(y[start : start + rows])
+        return Y
 
     def _dask_targets(self, X, y, sw, incremental, first_pass):
         if y.ndim != 1:

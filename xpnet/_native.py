@@ -327,6 +327,13 @@ class _Buffers(threading.local):
         n = X.shape[0]
         key = (n, X.shape[1], widths, augment, scratch, *k.key(X))
         found = self.by_shape.get(key)
+        if found is None and not augment:
+            # A shorter batch (an epoch's last) takes the first rows of a longer one's
+            # buffers, rather than a second set; augmented buffers are column-major.
+            rest = key[1:]
+            longer = [v for (m, *r), v in self.by_shape.items() if m > n and tuple(r) == rest]
+            if longer:
+                found = self.by_shape[key] = _first_rows(longer[0], n)
         if found is None:
             if len(self.by_shape) > 8:  # a few batch sizes at most are in use at once
                 self.by_shape.clear()
@@ -351,6 +358,15 @@ class _Buffers(threading.local):
                 out_scratch=[k.empty((n, n_out), X) for _ in range(2)],
             )
         return found
+
+
+def _first_rows(value: Any, n: int) -> Any:
+    """The first ``n`` rows of every array in a dict of buffers (lists and None kept)."""
+    if isinstance(value, dict):
+        return {name: _first_rows(v, n) for name, v in value.items()}
+    if isinstance(value, list):
+        return [_first_rows(v, n) for v in value]
+    return None if value is None else value[:n]
 
 
 _BUFFERS = _Buffers()
