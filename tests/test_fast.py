@@ -202,3 +202,31 @@ def test_fit_callback_sees_every_recorded_pass(xb, moons):
         xb.asarray(X), y, epochs=2500, log_every=500, callback=lambda i, loss: seen.append(i)
     )
     assert seen == [0, 500, 1000, 1500, 2000, 2499] == [i for i, _ in model.loss_curve]
+
+
+def test_a_pass_logged_every_time_reads_the_input_of_this_run(xb, moons):
+    # NumPy copies the input beside its column of ones once per run while the same X comes
+    # back; a caller who changes X between two runs must not meet the old copy.
+    X, y = moons
+    Xt = xb.asarray(X.copy())
+    kw = dict(hidden=3, epochs=30, log_every=1)
+    every = xpnet.fit(Xt, y, **kw)
+    fewer = xpnet.fit(Xt, y, **{**kw, "log_every": 10})
+    _assert_close(xb, every.params, fewer.params, xb.name != "jax")
+    if xb.name == "numpy":
+        Xt *= 2.0  # the very array of the last run, changed in place
+    else:
+        Xt = xb.asarray(2.0 * X)
+    again = xpnet.fit(Xt, y, **kw)
+    fresh = xpnet.fit(xb.asarray(2.0 * X), y, **kw)
+    _assert_close(xb, again.params, fresh.params, True)
+
+
+def test_native_step_meets_another_input_of_the_same_shape(xb):
+    target, X, Y, dt = _data(xb, "softmax")
+    native, portable = _steps(target, OPTIMIZERS["sgd"], "tanh", "softmax", False)
+    params = _train.to_target(target, _train.init_article((4, 5, Y.shape[1]), 0), dt)
+    for inputs in (X, 2 * X, X):  # the buffers keep one copy of the input: the right one
+        got, _, _ = native(params, None, inputs, Y, None, 0.002)
+        want, _, _ = portable(params, None, inputs, Y, None, 0.002)
+        _assert_close(xb, got, want, False)

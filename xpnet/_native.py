@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -514,7 +515,12 @@ class Step:
         scratch = self.act is _relu or self.slope is _logistic_slope
         buffers = _BUFFERS.get(self.k, X, widths, augment, scratch)
         if augment:
-            buffers["inputs"][0][:, :-1] = X  # the input, beside its column of ones
+            # The input beside its column of ones, copied once while the same X comes back
+            # (a full batch, pass after pass); the buffers go at the end of each run.
+            held = buffers.get("holds")
+            if held is None or held() is not X:
+                buffers["inputs"][0][:, :-1] = X
+                buffers["holds"] = weakref.ref(X)
             return _Views(layout.pairs(theta), layout.wide(theta), layout.wide(grad), buffers)
         return _Views(layout.pairs(theta), None, layout.pairs(grad), buffers)
 
