@@ -72,13 +72,13 @@ def article(moons):
     return model
 
 
-# name: (rows per chunk, or None for backend="dask" on NumPy X; y as a dask array; passes).
-# Uneven chunks run the 1000 passes; the others fewer, for time.
+# name: (rows per chunk, or None for backend="dask" on NumPy X; y as a dask array; passes):
+# each chunking runs the first 1000 passes.
 CHUNKINGS = {
     "uneven 37-row chunks": (37, False, 1000),
-    "one chunk": (200, False, 300),
-    "4 equal chunks, dask y": (50, True, 300),
-    "backend='dask' on NumPy X": (None, False, 300),
+    "one chunk": (200, False, 1000),
+    "4 equal chunks, dask y": (50, True, 1000),
+    "backend='dask' on NumPy X": (None, False, 1000),
 }
 
 
