@@ -351,13 +351,13 @@ def train(
         sizes = (data.X.shape[1], *settings["hidden"], len(data.classes))
         init = _train.init_article(sizes, settings["seed"])
         state = _train.start(_train.to_target(target, init, data.dtype), optimizer, target.xp)
-    loss = mean_loss(target, settings["activation"], settings["l2"])
-    network = (target, optimizer, settings["activation"], "softmax", settings["l2"])
     if target.name == "dask":
         problem = _dask.full_batch_problem(
             target, data, optimizer, settings["activation"], settings["l2"]
         )
     else:
+        loss = mean_loss(target, settings["activation"], settings["l2"])
+        network = (target, optimizer, settings["activation"], "softmax", settings["l2"])
         problem = _train.Problem(
             data=_train.Data(target, data.Xt, data.Y, None, data.Xt.shape[0]),
             optimizer=optimizer,
