@@ -454,6 +454,16 @@ def test_classifier_sample_weight(blobs):
         _est("adam").fit(Xd, yd, sample_weight=chunked(weights, 80))
 
 
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_a_batch_of_zero_weights_is_refused(blobs, shuffle):
+    X, y = blobs
+    weights = np.ones(X.shape[0])
+    weights[100:200] = 0.0  # the second chunk: batches never leave their chunk
+    match = r"mini-batch 1 of 2 in the chunk of rows 100 to 199 .*rechunk"
+    with pytest.raises(ValueError, match=match):
+        _est("adam", shuffle=shuffle).fit(chunked(X, 100), chunked(y, 100), sample_weight=weights)
+
+
 def test_backend_dask_on_numpy_input_trains_on_chunks(blobs):
     X, y = blobs
     on_chunks = _est("adam").fit(chunked(X, 400), y)  # "auto" cuts 400 rows into one chunk

@@ -251,6 +251,41 @@ def test_partial_fit_needs_classes_first_and_a_stochastic_solver():
 
 
 @numpy_only
+def test_a_batch_of_zero_weights_is_refused_before_training():
+    X, y, _, _ = PROBLEMS["binary"]
+    sw = np.ones(X.shape[0])
+    kw = dict(hidden_layer_sizes=(4,), batch_size=50, shuffle=False, max_iter=2, random_state=0)
+    clf = _fit_quietly(xpnet.MLPClassifier(warm_start=True, **kw), X, y, sample_weight=sw)
+    before = [W.copy() for W in clf.coefs_]
+    sw[50:100] = 0.0  # the second batch, unshuffled
+    given = sw.copy()
+    with pytest.raises(ValueError, match=r"mini-batch 2 of \d+ \(rows 50 to 99\).*Leave out"):
+        clf.fit(X, y, sample_weight=sw)
+    for a, b in zip(clf.coefs_, before):
+        np.testing.assert_array_equal(a, b)  # the refused warm start trained nothing
+    np.testing.assert_array_equal(sw, given)
+    # scikit-learn meets the same batch mid-fit, as a division by zero
+    with pytest.raises(ZeroDivisionError):
+        _fit_quietly(skl.MLPClassifier(**kw), X, y, sample_weight=sw)
+    # zero weights that fill no batch train as scikit-learn does
+    sw = np.ones(X.shape[0])
+    sw[::3] = 0.0
+    ours = _fit_quietly(xpnet.MLPClassifier(**kw), X, y, sample_weight=sw)
+    _assert_same_params(ours, _fit_quietly(skl.MLPClassifier(**kw), X, y, sample_weight=sw))
+
+
+def test_a_shuffled_batch_of_zero_weights_is_refused_when_drawn(xb):
+    # 310 rows, 30 of them weighted: a last batch of 10 rows is drawn all zero within a few
+    # epochs, where the weights would become NaN
+    X, y = make_classification(310, 4, random_state=0)
+    sw = np.zeros(X.shape[0])
+    sw[:30] = 1.0
+    clf = xpnet.MLPClassifier(hidden_layer_sizes=(4,), batch_size=50, max_iter=50, random_state=0)
+    with pytest.raises(ValueError, match="mini-batch 7 of 7 .as this epoch's shuffle drew it"):
+        _fit_quietly(clf, xb.asarray(X), xb.asarray(y), sample_weight=xb.asarray(sw))
+
+
+@numpy_only
 def test_get_params_equal_sklearns():
     kw = dict(hidden_layer_sizes=(3, 4), solver="sgd", alpha=0.1, momentum=0.5, max_fun=100)
     ours = xpnet.MLPClassifier(**kw, backend="cupy", device="cuda:0").get_params()

@@ -349,8 +349,11 @@ class Epoch(NamedTuple):
     encode: Callable[[np.ndarray], np.ndarray]  # y rows -> target rows (host)
 
 
-def _chunk_epoch(carry: tuple, Xc: Any, yc: Any, swc: Any, seed: int | None, spec: Epoch) -> tuple:
-    """The batches of one chunk, in a shuffled order, from ``carry`` on.
+def _chunk_epoch(
+    carry: tuple, Xc: Any, yc: Any, swc: Any, first_row: int, seed: int | None, spec: Epoch
+) -> tuple:
+    """The batches of one chunk (its rows from ``first_row`` on), in a shuffled order, from
+    ``carry`` on.
 
     ``carry`` is ``(params, opt, loss_sum)`` on the host; so is the result.
     """
@@ -364,9 +367,18 @@ def _chunk_epoch(carry: tuple, Xc: Any, yc: Any, swc: Any, seed: int | None, spe
     params = _moved(xp, params, Xc)
     opt = opt._replace(slots=_moved(xp, opt.slots, Xc))
     Y = _moved(xp, spec.encode(np.asarray(_backends.to_host(yc))).astype(Xc.dtype), Xc)
-    sw = None if swc is None else _moved(xp, np.asarray(_backends.to_host(swc)), Xc)
     n = Xc.shape[0]
     order = np.arange(n) if seed is None else np.random.RandomState(seed).permutation(n)
+    sw = None
+    if swc is not None:
+        sw = np.asarray(_backends.to_host(swc))
+        zero = _validation.zero_weight_rows(sw, spec.batch_size)
+        if zero is not None:  # raised in the task, before its chunk's first batch
+            drawn = None if seed is None else "as this epoch's shuffle drew it"
+            _validation.check_batch_weights(
+                zero, order, spec.batch_size, drawn=drawn, chunk=first_row
+            )
+        sw = _moved(xp, sw, Xc)
     total = 0.0  # stays on the chunk's device until the end: no sync per batch
     for begin in range(0, n, spec.batch_size):
         idx = xp.asarray(order[begin : begin + spec.batch_size], device=array_api_compat.device(Xc))
@@ -385,8 +397,8 @@ def _chain(carry: tuple, blocks: list, seeds: list, spec: Epoch) -> Any:
     dask = _dask()
     task = dask.delayed(_chunk_epoch, pure=True)
     shared = dask.delayed(spec, traverse=False)
-    for (x, y, sw), seed in zip(blocks, seeds, strict=True):
-        carry = task(carry, x, y, sw, seed, shared)
+    for (x, y, sw, first_row), seed in zip(blocks, seeds, strict=True):
+        carry = task(carry, x, y, sw, first_row, seed, shared)
     return carry
 
 
@@ -402,7 +414,8 @@ def minibatch_problem(
     rows in an order drawn from a seed drawn there too."""
     Xb, yb = _blocks(X), _blocks(y)
     swb = [None] * len(Xb) if sample_weight is None else _blocks(sample_weight)
-    blocks = list(zip(Xb, yb, swb, strict=True))
+    first_rows = np.cumsum((0, *X.chunks[0][:-1])).tolist()
+    blocks = list(zip(Xb, yb, swb, first_rows, strict=True))
     n = X.shape[0]
 
     def epoch(state: _train.TrainState) -> tuple[_train.TrainState, float]:

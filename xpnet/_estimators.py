@@ -375,12 +375,18 @@ class _BaseMLP(BaseEstimator, ABC):
                 )
             batch_size = int(np.clip(self.batch_size, 1, n))
 
+        zero = None
+        if swt is not None:
+            zero = _validation.zero_weight_rows(_backends.to_host(swt), batch_size)
+        if zero is not None and not self.shuffle:  # the batches are known: check them now
+            drawn = "of the rows early_stopping kept for training" if self.early_stopping else None
+            _validation.check_batch_weights(zero, None, batch_size, drawn=drawn)
         state = self._resume_state(target, params, optimizer, incremental, dtype, n)
         first, save = state.epoch, None
         if self.checkpoint is not None and not incremental:
             state, save = self._checkpointed(state, target, dtype, (Xt, Yt, swt))
         problem = _train.Problem(
-            data=_train.Data(target, Xt, Yt, swt, batch_size, dtype),
+            data=_train.Data(target, Xt, Yt, swt, batch_size, dtype, zero),
             optimizer=optimizer,
             step=_train.step_for(
                 target, optimizer, self.activation, self.out_activation_, self.alpha, True
@@ -830,7 +836,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y : array of shape (n_samples,) or (n_samples, n_outputs)
             Class labels, or a label indicator matrix for multi-label.
         sample_weight : array of shape (n_samples,), optional
-            Weights of the samples, in the loss and the penalty's scaling.
+            Weights of the samples, in the loss and the penalty's scaling.  A
+            mini-batch whose weights are all zero raises ValueError (its mean
+            gradient is undefined): before training when the batches are not
+            shuffled, else at the epoch that draws it.
 
         Returns
         -------
@@ -1019,7 +1028,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         y : array of shape (n_samples,) or (n_samples, n_outputs)
             Target values.
         sample_weight : array of shape (n_samples,), optional
-            Weights of the samples.
+            Weights of the samples.  A mini-batch whose weights are all zero
+            raises ValueError, as in :meth:`MLPClassifier.fit`.
 
         Returns
         -------

@@ -23,7 +23,7 @@ import numpy as np
 from . import _backends
 from ._network import gradients, loss_and_gradients
 from ._optim import Optimizer, OptState
-from ._validation import is_sparse
+from ._validation import check_batch_weights, is_sparse
 
 # A step: (params, slots, X, Y, sample_weight, lr) -> (params, slots, batch loss or None).
 Step = Callable[..., tuple[list, Any, Any]]
@@ -178,6 +178,9 @@ class Data(NamedTuple):
     """The training data on the device (a host SciPy sparse X is densified per batch).
 
     ``Y`` may be boolean (one-hot labels); batches then come in ``dtype``.
+    ``zero_weight``, when given, marks the rows whose sample weight is zero on the
+    host (see :func:`_validation.zero_weight_rows`): each epoch checks that no
+    batch has only those.
     """
 
     target: _backends.Target
@@ -186,6 +189,7 @@ class Data(NamedTuple):
     sample_weight: Any
     batch_size: int
     dtype: Any = None
+    zero_weight: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -206,6 +210,9 @@ class Data(NamedTuple):
             order = permute(shuffle.order, random_state=rng)
             shuffle = Shuffle(rng.get_state(), order)
         order = None if shuffle is None else shuffle.order
+        if self.zero_weight is not None:
+            drawn = None if shuffle is None else "as this epoch's shuffle drew it"
+            check_batch_weights(self.zero_weight, order, self.batch_size, drawn=drawn)
         n = self.Y.shape[0]
         if order is None and self.batch_size >= n and not is_sparse(self.X):
             # all of it, no copies (but the labels', when they are kept as booleans)

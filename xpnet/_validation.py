@@ -343,6 +343,59 @@ def check_known_kind(y: np.ndarray, classes: np.ndarray, name: str = "y") -> Non
     check_discrete(y, name)
 
 
+# -- sample weights of mini-batches ------------------------------------------------------
+def zero_weight_rows(sample_weight: np.ndarray, batch_size: int) -> np.ndarray | None:
+    """The rows whose weight is zero, as a mask, when they are enough to fill a mini-batch
+    (the last, shorter one included); else None, and no batch can be all zero."""
+    n = sample_weight.shape[0]
+    zero = sample_weight == 0
+    shortest = n - (n - 1) // batch_size * batch_size
+    return zero if np.count_nonzero(zero) >= shortest else None
+
+
+def check_batch_weights(
+    zero: np.ndarray,
+    order: np.ndarray | None,
+    batch_size: int,
+    *,
+    drawn: str | None = None,
+    chunk: int | None = None,
+) -> None:
+    """Raise ValueError if the rows of a batch, taken in ``order``, all weigh zero.
+
+    A batch's gradient is the mean over its rows weighted by the sample
+    weights: with every weight zero it is 0/0, and the weights would become NaN.
+    ``drawn`` says how the batches were drawn when they are not runs of
+    consecutive rows (for the message); ``chunk``, when given, is the first row
+    of the dask chunk that ``zero`` covers, whose rows the batches were drawn from.
+    """
+    rows = zero if order is None else zero[order]
+    begins = np.arange(0, rows.shape[0], batch_size)
+    sizes = np.minimum(begins + batch_size, rows.shape[0]) - begins
+    empty = np.flatnonzero(np.add.reduceat(rows, begins, dtype=np.intp) == sizes)
+    if empty.size == 0:
+        return
+    i, offset = int(empty[0]), chunk or 0
+    where = f"mini-batch {i + 1} of {begins.shape[0]}"
+    if chunk is not None:
+        where += f" in the chunk of rows {offset} to {offset + rows.shape[0] - 1}"
+    if drawn is not None:
+        where += f" ({drawn})"
+    else:
+        where += f" (rows {offset + begins[i]} to {offset + begins[i] + sizes[i] - 1})"
+    if chunk is not None:  # batches never cross chunks
+        instead = "rechunk X, y and sample_weight so that each chunk holds rows of nonzero weight"
+    else:
+        instead = "use a larger batch_size"
+        if drawn is None:
+            instead += ", or shuffle=True so that each batch mixes the rows"
+    raise ValueError(
+        f"sample_weight is zero for every row of {where}: a batch's gradient is the mean "
+        "over its rows weighted by sample_weight, undefined when the weights sum to zero. "
+        f"Leave out the rows whose weight is zero (they add nothing to the loss), or {instead}"
+    )
+
+
 # -- settings ------------------------------------------------------------------------------
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
