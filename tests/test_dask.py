@@ -281,6 +281,16 @@ FIT_ERRORS = {
         lambda m, tmp: xpnet.fit(*_moons_dask(m), epochs=2, device="cuda:0"),
         "takes no device",
     ),
+    "an in-memory backend": (
+        lambda m, tmp: xpnet.fit(*_moons_dask(m), epochs=2, backend="auto"),
+        r"or pass X\.compute\(\) if it fits in memory",
+    ),
+    "sparse X, backend='dask'": (
+        lambda m, tmp: xpnet.fit(
+            pytest.importorskip("scipy.sparse").csr_matrix(m[0]), m[1], epochs=2, backend="dask"
+        ),
+        r"X\.toarray\(\)",
+    ),
 }
 
 
@@ -306,6 +316,9 @@ ESTIMATOR_ERRORS = {
     "misaligned y": ({}, "misaligned", r"rechunk\(\{0: X\.chunks\[0\]\}\)"),
     "NaN in X": ({}, "nan", "NaN"),
     "a GPU device": (dict(device="cuda:0"), None, "takes no device"),
+    "an in-memory backend": (dict(backend="numpy"), None, r"backend=None \(or pass 'dask'\)"),
+    "sparse X, backend='dask'": (dict(backend="dask"), "sparse", r"X\.toarray\(\)"),
+    "2-D sample_weight": ({}, "2-D weights", "Sample weights must be 1D array or scalar"),
 }
 
 
@@ -322,11 +335,16 @@ def test_estimators_refuse_what_dask_cannot_do(moons, tmp_path, case):
         y = chunked(y, 40)
     elif data == "nan":
         Xd = _with_nan(moons)[0]
+    weights = np.ones((y.shape[0], 2)) if data == "2-D weights" else None
     if settings.get("backend") == "dask":
         Xd = Xd.compute()  # NumPy data, cut into chunks by the estimator
-    with pytest.raises(ValueError, match=match):
-        _clf(**settings).fit(Xd, y)
+        if data == "sparse":
+            Xd = pytest.importorskip("scipy.sparse").csr_matrix(Xd)
+    with Computes() as computes, pytest.raises(ValueError, match=match):
+        _clf(**settings).fit(Xd, y, sample_weight=weights)
     assert not list(tmp_path.iterdir())
+    if data in (None, "2-D weights", "sparse") and settings.get("backend") != "dask":
+        assert computes.count == 0  # refused before any work
 
 
 def test_predict_refuses_other_features(moons):
@@ -455,13 +473,65 @@ def test_classifier_sample_weight(blobs):
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
-def test_a_batch_of_zero_weights_is_refused(blobs, shuffle):
+def test_a_batch_of_zero_weights_is_refused(blobs, monkeypatch, shuffle):
     X, y = blobs
     weights = np.ones(X.shape[0])
-    weights[100:200] = 0.0  # the second chunk: batches never leave their chunk
-    match = r"mini-batch 1 of 2 in the chunk of rows 100 to 199 .*rechunk"
-    with pytest.raises(ValueError, match=match):
-        _est("adam", shuffle=shuffle).fit(chunked(X, 100), chunked(y, 100), sample_weight=weights)
+    if shuffle:
+        weights[100:200] = 0.0  # the second chunk: batches are drawn within their chunk
+    else:
+        weights[125:150] = -1.0  # the second chunk's first batch, rows 100 to 149, sums to zero
+    tasks = []
+    chunk_epoch = xpnet._dask._chunk_epoch
+    monkeypatch.setattr(
+        xpnet._dask, "_chunk_epoch", lambda *a: tasks.append(a[4]) or chunk_epoch(*a)
+    )
+    clf = _est("adam", shuffle=shuffle)
+    fitted = clf.fit(chunked(X, 100), chunked(y, 100), sample_weight=np.ones(X.shape[0]))
+    before = [W.copy() for W in fitted.coefs_]
+    tasks.clear()
+    batch = r"mini-batch 1 of 2 in the chunk of rows 100 to 199"
+    batch += r" \(as this epoch's shuffle drew it\)" if shuffle else r" \(rows 100 to 149\)"
+    with pytest.raises(ValueError, match=batch + " sum to zero.* rechunk"):
+        clf.fit(chunked(X, 100), chunked(y, 100), sample_weight=weights)
+    if not shuffle:
+        assert tasks == []  # refused before training, with the input's first look
+    for a, b in zip(clf.coefs_, before, strict=True):
+        np.testing.assert_array_equal(a, b)  # the refused refit left the fitted model
+
+
+def test_backend_dask_keeps_column_names_and_takes_other_libraries_arrays(blobs):
+    pd = pytest.importorskip("pandas")
+    X, y = blobs
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    clf = _est("adam", backend="dask").fit(frame, y)
+    np.testing.assert_array_equal(clf.feature_names_in_, frame.columns)
+    with pytest.raises(ValueError, match="feature names should match"):
+        clf.predict(frame.rename(columns={"f0": "other"}))
+    torch = pytest.importorskip("torch")
+    on_torch = _est("adam", backend="dask").fit(torch.asarray(X), y)  # to the host, then chunks
+    for a, b in zip(on_torch.coefs_, _est("adam", backend="dask").fit(X, y).coefs_, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_number_as_sample_weight_a_float32_warm_start_and_partial_fit(blobs, tmp_path):
+    X, y = blobs
+    Xd, yd = chunked(X, 100), chunked(y, 100)
+    every = _est("adam").fit(Xd, yd, sample_weight=np.full(X.shape[0], 2.0))
+    doubled = _est("adam").fit(Xd, yd, sample_weight=2.0)  # as scikit-learn: all alike
+    for a, b in zip(every.coefs_, doubled.coefs_, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # a float64 fit, then float32 epochs: trained in float32, as on NumPy
+    kw = dict(shuffle=False, warm_start=True, max_iter=1)
+    ours, ref = _est("adam", **kw), _est("adam", **kw)
+    ours.fit(chunked(X, 400), yd.rechunk(400))
+    ref.fit(X, y)
+    ours.fit(chunked(X.astype(np.float32), 400), yd.rechunk(400))
+    ref.fit(X.astype(np.float32), y)
+    assert ours.coefs_[0].dtype == np.float32
+    np.testing.assert_array_equal(ours.loss_curve_, ref.loss_curve_)
+    # partial_fit neither reads nor writes a checkpoint, on dask as on NumPy
+    _est("adam", checkpoint=tmp_path / "run.ckpt").partial_fit(Xd, yd, classes=np.unique(y))
+    assert not list(tmp_path.iterdir())
 
 
 def test_backend_dask_on_numpy_input_trains_on_chunks(blobs):
@@ -574,6 +644,8 @@ def test_predict_names_the_row_of_a_nan(moons):
         model.predict(Xn.compute())  # NumPy names the row
     with pytest.raises(ValueError, match="row 123"):
         model.predict(Xn).compute()
+    with pytest.raises(ValueError, match="the model cannot evaluate them"):  # not "training"
+        model.loss(Xn, y)
 
 
 # -- dask.distributed -------------------------------------------------------------------------

@@ -251,22 +251,28 @@ def test_partial_fit_needs_classes_first_and_a_stochastic_solver():
 
 
 @numpy_only
-def test_a_batch_of_zero_weights_is_refused_before_training():
+@pytest.mark.parametrize("warm_start", [False, True], ids=["refit", "warm start"])
+def test_a_batch_whose_weights_sum_to_zero_is_refused_before_training(warm_start):
     X, y, _, _ = PROBLEMS["binary"]
     sw = np.ones(X.shape[0])
     kw = dict(hidden_layer_sizes=(4,), batch_size=50, shuffle=False, max_iter=2, random_state=0)
-    clf = _fit_quietly(xpnet.MLPClassifier(warm_start=True, **kw), X, y, sample_weight=sw)
-    before = [W.copy() for W in clf.coefs_]
-    sw[50:100] = 0.0  # the second batch, unshuffled
-    given = sw.copy()
-    with pytest.raises(ValueError, match=r"mini-batch 2 of \d+ \(rows 50 to 99\).*Leave out"):
-        clf.fit(X, y, sample_weight=sw)
-    for a, b in zip(clf.coefs_, before):
-        np.testing.assert_array_equal(a, b)  # the refused warm start trained nothing
-    np.testing.assert_array_equal(sw, given)
-    # scikit-learn meets the same batch mid-fit, as a division by zero
-    with pytest.raises(ZeroDivisionError):
-        _fit_quietly(skl.MLPClassifier(**kw), X, y, sample_weight=sw)
+    clf = _fit_quietly(xpnet.MLPClassifier(warm_start=warm_start, **kw), X, y, sample_weight=sw)
+    before = [W.copy() for W in clf.coefs_], list(clf.loss_curve_), clf.n_iter_
+    for rows, weights in [((50, 100), 0.0), ((75, 100), -1.0)]:  # all zero, or +1 and -1
+        sw = np.ones(X.shape[0])
+        sw[slice(*rows)] = weights  # the second batch, unshuffled
+        given = sw.copy()
+        match = r"mini-batch 2 of \d+ \(rows 50 to 99\) sum to zero.*Leave out"
+        with pytest.raises(ValueError, match=match):
+            clf.fit(X, y, sample_weight=sw)
+        np.testing.assert_array_equal(sw, given)
+        # the refused fit left the fitted model as it was
+        for a, b in zip(clf.coefs_, before[0], strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert (clf.loss_curve_, clf.n_iter_) == before[1:]
+        # scikit-learn meets the same batch mid-fit, as a division by zero
+        with pytest.raises(ZeroDivisionError):
+            _fit_quietly(skl.MLPClassifier(**kw), X, y, sample_weight=sw)
     # zero weights that fill no batch train as scikit-learn does
     sw = np.ones(X.shape[0])
     sw[::3] = 0.0
@@ -281,7 +287,19 @@ def test_a_shuffled_batch_of_zero_weights_is_refused_when_drawn(xb):
     sw = np.zeros(X.shape[0])
     sw[:30] = 1.0
     clf = xpnet.MLPClassifier(hidden_layer_sizes=(4,), batch_size=50, max_iter=50, random_state=0)
-    with pytest.raises(ValueError, match="mini-batch 7 of 7 .as this epoch's shuffle drew it"):
+    match = "mini-batch 7 of 7 .as this epoch's shuffle drew it. sum to zero"
+    with pytest.raises(ValueError, match=match):
+        _fit_quietly(clf, xb.asarray(X), xb.asarray(y), sample_weight=xb.asarray(sw))
+    assert not hasattr(clf, "coefs_")  # a failed first fit leaves the estimator unfitted
+    # with early stopping (unshuffled), the batches of the rows kept for training
+    clf = xpnet.MLPClassifier(
+        hidden_layer_sizes=(4,), batch_size=50, shuffle=False, early_stopping=True,
+        random_state=0,
+    )  # fmt: skip
+    sw = np.zeros(X.shape[0])
+    sw[:5] = 1.0
+    match = r"mini-batch \d of 6 .of the rows early_stopping kept for training. sum to zero"
+    with pytest.raises(ValueError, match=match):
         _fit_quietly(clf, xb.asarray(X), xb.asarray(y), sample_weight=xb.asarray(sw))
 
 

@@ -38,10 +38,19 @@ def is_dask(x: Any) -> bool:
 
 def wanted(X: Any, backend: Any) -> bool:
     """Whether training runs on dask: X is a dask array (backend None), or backend="dask"
-    with dask installed (without, the backend rules fall back to NumPy, or raise)."""
+    with dask installed (without, the backend rules fall back to NumPy, or raise).
+
+    Raises ValueError for a dask X with another backend, before anything is computed.
+    """
     if backend == "dask":
         return _backends._probe("dask").usable
-    return backend is None and is_dask(X)
+    if backend is not None and is_dask(X):
+        raise ValueError(
+            f"X is a dask array, but backend={backend!r} trains on arrays in memory: leave "
+            "backend=None (or pass 'dask') to train on its chunks, or pass X.compute() if it "
+            "fits in memory"
+        )
+    return is_dask(X)
 
 
 def _da() -> Any:
@@ -66,6 +75,12 @@ def rows(X: Any) -> Any:
     rather than with the graph of every pass; on the local schedulers they stay views
     of X.
     """
+    if _validation.is_sparse(X):
+        raise ValueError(
+            "backend='dask' cuts a dense X into row chunks, and X is a SciPy sparse matrix: "
+            "pass X.toarray() if it fits in memory, or train it on another backend"
+        )
+    X = _backends.to_host(X)  # a torch or CuPy X comes to the host, as the chunks live there
     return _da().from_array(X, chunks=("auto", -1)).persist()
 
 
@@ -105,6 +120,21 @@ def check_X(X: Any, *, n_features: int | None = None, when: str = "fit", name: s
     if len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})
     return X
+
+
+def weights(sample_weight: Any, X: Any) -> Any:
+    """``sample_weight`` as a 1-D dask array chunked by X's rows; a number weighs every row
+    alike, as in scikit-learn."""
+    if not is_dask(sample_weight):
+        sample_weight = _backends.to_host(sample_weight)
+        if sample_weight.ndim == 0:
+            sample_weight = np.full(X.shape[0], sample_weight, dtype=np.float64)
+    if sample_weight.ndim != 1:
+        raise ValueError(
+            f"Sample weights must be 1D array or scalar, got {sample_weight.ndim}D array of "
+            f"shape {tuple(sample_weight.shape)}: one weight per sample"
+        )
+    return align(sample_weight, X, "sample_weight")
 
 
 def align(a: Any, X: Any, name: str) -> Any:
@@ -152,20 +182,25 @@ def _nonfinite(X: Any) -> Any:
     return (~_da().isfinite(X)).sum()
 
 
-def _refuse_nonfinite(count: int, name: str = "X") -> None:
+def _refuse_nonfinite(count: int, name: str = "X", fitting: bool = True) -> None:
     if count:
         raise ValueError(
-            f"{name} contains NaN or infinity ({count} value{'s' * (count != 1)}); remove or "
-            "impute them (for example with sklearn.impute.SimpleImputer) before training"
+            f"{name} contains NaN or infinity ({count} value{'s' * (count != 1)}); "
+            + ("" if fitting else "the model cannot evaluate them: ")
+            + "remove or impute them (for example with sklearn.impute.SimpleImputer)"
+            + (" before training" if fitting else "")
         )
 
 
-def first_look(X: Any, y: Any, sample_weight: Any, *, classes: bool) -> tuple[Any, int]:
+def first_look(
+    X: Any, y: Any, sample_weight: Any, *, classes: bool, batches: int | None = None
+) -> tuple[Any, int]:
     """The estimators' checks of their dask input, in one compute.
 
     NaN or infinity in X or the weights is refused; with ``classes``, y's
     distinct labels come back (NumPy), else y's NaN or infinity is refused and
-    its count of negative values comes back.
+    its count of negative values comes back.  With ``batches``, the batch size
+    of unshuffled training, a batch whose weights sum to zero is refused too.
     """
     da = _da()
     if classes:
@@ -175,13 +210,26 @@ def first_look(X: Any, y: Any, sample_weight: Any, *, classes: bool) -> tuple[An
             raise ValueError(f"y must hold numbers (regression targets), got dtype {y.dtype}")
         y_part = (_nonfinite(y), (y < 0).sum())
     weights = 0 if sample_weight is None else _nonfinite(sample_weight)
-    in_X, found, in_weights = _dask().compute(_nonfinite(X), y_part, weights)
+    batch_checks = []  # each raises in the compute, or gives 0
+    if sample_weight is not None and batches is not None:
+        check = _dask().delayed(_check_chunk_weights, pure=True)
+        blocks = zip(_blocks(sample_weight), _first_rows(X), strict=True)
+        batch_checks = [check(block, first_row, batches) for block, first_row in blocks]
+    in_X, found, in_weights, _ = _dask().compute(_nonfinite(X), y_part, weights, batch_checks)
     _refuse_nonfinite(int(in_X))
     _refuse_nonfinite(int(in_weights), "sample_weight")
     if classes:
         return found, 0
     _refuse_nonfinite(int(found[0]), "y")
     return None, int(found[1])
+
+
+def _check_chunk_weights(weights: Any, first_row: int, batch_size: int) -> int:
+    """Refuse an unshuffled batch of this chunk whose weights sum to zero; 0."""
+    risky = _validation.batch_weight_risk(_backends.to_host(weights), batch_size)
+    if risky is not None:
+        _validation.check_batch_weights(risky, None, batch_size, chunk=first_row)
+    return 0
 
 
 def column(y: np.ndarray) -> np.ndarray:
@@ -209,7 +257,7 @@ def labels(X: Any, y: Any, *, fitting: bool = True) -> Labels:
         if y.ndim != 1:
             raise ValueError(f"y must be 1-D (one label per sample), got shape {tuple(y.shape)}")
         nonfinite, found = _dask().compute(_nonfinite(X), _da().unique(y))
-        _refuse_nonfinite(int(nonfinite))
+        _refuse_nonfinite(int(nonfinite), fitting=fitting)
         classes = _validation.check_labels(found, found.shape[0])
         if fitting:
             classes, _ = _validation.encode_labels(classes)
@@ -219,7 +267,7 @@ def labels(X: Any, y: Any, *, fitting: bool = True) -> Labels:
         classes, index = _validation.encode_labels(y)
     else:
         classes, index = np.unique(y, return_inverse=True)
-    _refuse_nonfinite(int(_dask().compute(_nonfinite(X))[0]))
+    _refuse_nonfinite(int(_dask().compute(_nonfinite(X))[0]), fitting=fitting)
     return Labels(classes, align(index.reshape(-1).astype(np.int32), X, "y"))
 
 
@@ -268,6 +316,11 @@ def _chunk_sums(params: list, Xc: Any, index: Any, n_classes: int, activation: s
     grads = _network.backprop(xp, params, inputs, delta, activation, 0.0)
     total = xp.sum(_network.sample_losses(xp, "softmax", z, Y)) if loss else None
     return _train.to_host(grads), None if total is None else float(_backends.to_host(total))
+
+
+def _first_rows(X: Any) -> list[int]:
+    """The index of each row chunk's first row in all of X."""
+    return np.cumsum((0, *X.chunks[0][:-1])).tolist()
 
 
 def _blocks(a: Any) -> list:
@@ -372,11 +425,10 @@ def _chunk_epoch(
     sw = None
     if swc is not None:
         sw = np.asarray(_backends.to_host(swc))
-        zero = _validation.zero_weight_rows(sw, spec.batch_size)
-        if zero is not None:  # raised in the task, before its chunk's first batch
-            drawn = None if seed is None else "as this epoch's shuffle drew it"
+        risky = _validation.batch_weight_risk(sw, spec.batch_size)
+        if risky is not None:  # raised in the task, before its chunk's first batch
             _validation.check_batch_weights(
-                zero, order, spec.batch_size, drawn=drawn, chunk=first_row
+                risky, order, spec.batch_size, shuffled=seed is not None, chunk=first_row
             )
         sw = _moved(xp, sw, Xc)
     total = 0.0  # stays on the chunk's device until the end: no sync per batch
@@ -414,8 +466,7 @@ def minibatch_problem(
     rows in an order drawn from a seed drawn there too."""
     Xb, yb = _blocks(X), _blocks(y)
     swb = [None] * len(Xb) if sample_weight is None else _blocks(sample_weight)
-    first_rows = np.cumsum((0, *X.chunks[0][:-1])).tolist()
-    blocks = list(zip(Xb, yb, swb, first_rows, strict=True))
+    blocks = list(zip(Xb, yb, swb, _first_rows(X), strict=True))
     n = X.shape[0]
 
     def epoch(state: _train.TrainState) -> tuple[_train.TrainState, float]:

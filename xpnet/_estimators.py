@@ -39,6 +39,7 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import (
     _check_sample_weight,
+    check_consistent_length,
     check_is_fitted,
     column_or_1d,
     validate_data,
@@ -81,9 +82,10 @@ class _BaseMLP(BaseEstimator, ABC):
         """y as the network's target matrix (labels binarised for a classifier)."""
 
     @abstractmethod
-    def _dask_targets(self, X, y, sw, incremental: bool, first_pass: bool) -> Any:
+    def _dask_targets(self, X, y, sw, incremental: bool, first_pass: bool, batches) -> Any:
         """Check dask (X, y, sw) in one compute, set the label encoding and ``n_outputs_``;
-        the function from a chunk's y to its target matrix."""
+        the function from a chunk's y to its target matrix.  ``batches``: the batch size
+        whose unshuffled batches' weights to check (see :func:`_dask.first_look`), or None."""
 
     @abstractmethod
     def _validation_score(self, y_val: Any, out: np.ndarray, sw: Any) -> float:
@@ -169,6 +171,17 @@ class _BaseMLP(BaseEstimator, ABC):
 
     # -- training ---------------------------------------------------------------
     def _fit(self, X: Any, y: Any, sample_weight: Any = None, incremental: bool = False):
+        # A fit that raises leaves the estimator as it was: a refused refit or warm start
+        # keeps the model it had, rather than one half reset to fresh random weights.
+        before = dict(self.__dict__)
+        try:
+            return self._fit_or_raise(X, y, sample_weight, incremental)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit_or_raise(self, X: Any, y: Any, sample_weight: Any, incremental: bool):
         hidden = self.hidden_layer_sizes
         if not hasattr(hidden, "__iter__"):
             hidden = [hidden]
@@ -193,6 +206,12 @@ class _BaseMLP(BaseEstimator, ABC):
                 (n_samples, 0), dtype=X.dtype if _backends.is_host_input(X) else np.float64
             )
             sample_weight = _check_sample_weight(_host(sample_weight), holder)
+            if self.solver in _STOCHASTIC and not self.shuffle and not self.early_stopping:
+                # the batches are runs of rows: refuse one whose weights sum to zero now
+                batch_size = self._batch_size(n_samples, quiet=True)
+                risky = _validation.batch_weight_risk(sample_weight, batch_size)
+                if risky is not None:
+                    _validation.check_batch_weights(risky, None, batch_size)
 
         target = _backends.resolve(
             self.backend, self.device, None if _backends.is_host_input(X) else X, True
@@ -236,7 +255,7 @@ class _BaseMLP(BaseEstimator, ABC):
             )
         for name, value, why in (
             ("early_stopping", self.early_stopping, "hold out a dask array and call score"),
-            ("checkpoint", self.checkpoint is not None, "train without it"),
+            ("checkpoint", self.checkpoint is not None and not incremental, "train without it"),
         ):
             if value:
                 raise ValueError(f"{name} does not work with dask input yet; {why}")
@@ -245,19 +264,23 @@ class _BaseMLP(BaseEstimator, ABC):
                 f"backend='dask' takes no device (got {self.device!r}): the tasks run where "
                 "the chunks are, and the parameters stay on the client's CPU"
             )
-        if not _dask.is_dask(X):  # backend="dask" with in-memory data: cut it into row chunks
-            X, y = self._validate_fit_input(X, y, reset=first_pass)
+        given_dask = _dask.is_dask(X)
+        if not given_dask:  # backend="dask" with in-memory data: cut it into row chunks
+            X, y = self._validate_fit_input(X, y, reset=first_pass)  # keeps column names
             X = _dask.rows(X)
         X = _dask.check_X(X, n_features=None if first_pass else self.n_features_in_)
         if first_pass:
             self.n_features_in_ = X.shape[1]
-            if hasattr(self, "feature_names_in_"):
+            if given_dask and hasattr(self, "feature_names_in_"):  # a dask array has none
                 del self.feature_names_in_
+        sw = None if sample_weight is None else _dask.weights(sample_weight, X)
         y = _dask.align(y, X, "y")
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
-        sw = None if sample_weight is None else _dask.align(sample_weight, X, "sample_weight")
-        encode = self._dask_targets(X, y, sw, incremental, first_pass)
+        n = X.shape[0]
+        batch_size = self._batch_size(n)
+        batches = None if self.shuffle else batch_size
+        encode = self._dask_targets(X, y, sw, incremental, first_pass, batches)
         target = _backends.resolve("dask", None, None, False)
         dtype = _validation.resolve_dtype(target, np.zeros(0, X.dtype), None)
         np_dtype = np.dtype(_validation.dtype_name(dtype))
@@ -265,12 +288,10 @@ class _BaseMLP(BaseEstimator, ABC):
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(layer_units, np_dtype)
-        params = list(zip(self.coefs_, self.intercepts_))
+        # in this fit's dtype, as on NumPy (a warm start may follow a float64 fit)
+        pairs = zip(self.coefs_, self.intercepts_, strict=True)
+        params = [(W.astype(np_dtype), b.astype(np_dtype)) for W, b in pairs]
         optimizer = self._make_optimizer()
-        n = X.shape[0]
-        batch_size = (
-            min(200, n) if self.batch_size == "auto" else int(np.clip(self.batch_size, 1, n))
-        )
         state = self._resume_state(target, params, optimizer, incremental, np_dtype, n)
         first = state.epoch
         spec = _dask.Epoch(
@@ -364,29 +385,16 @@ class _BaseMLP(BaseEstimator, ABC):
                 out = _backends.to_host(out_activation(target.xp, self.out_activation_, z))
                 return self._validation_score(y_val, out, sw_val)
 
-        if self.batch_size == "auto":
-            batch_size = min(200, n)
-        else:
-            if self.batch_size > n:
-                warn(
-                    "Got `batch_size` less than 1 or larger than sample size. It is going to be "
-                    "clipped",
-                    UserWarning,
-                )
-            batch_size = int(np.clip(self.batch_size, 1, n))
-
-        zero = None
-        if swt is not None:
-            zero = _validation.zero_weight_rows(_backends.to_host(swt), batch_size)
-        if zero is not None and not self.shuffle:  # the batches are known: check them now
-            drawn = "of the rows early_stopping kept for training" if self.early_stopping else None
-            _validation.check_batch_weights(zero, None, batch_size, drawn=drawn)
+        batch_size = self._batch_size(n)
+        risky = None if swt is None else _validation.batch_weight_risk(_host(swt), batch_size)
+        if risky is not None and not self.shuffle:  # the batches are known: check them now
+            _validation.check_batch_weights(risky, None, batch_size, split=self.early_stopping)
         state = self._resume_state(target, params, optimizer, incremental, dtype, n)
         first, save = state.epoch, None
         if self.checkpoint is not None and not incremental:
             state, save = self._checkpointed(state, target, dtype, (Xt, Yt, swt))
         problem = _train.Problem(
-            data=_train.Data(target, Xt, Yt, swt, batch_size, dtype, zero),
+            data=_train.Data(target, Xt, Yt, swt, batch_size, dtype, risky),
             optimizer=optimizer,
             step=_train.step_for(
                 target, optimizer, self.activation, self.out_activation_, self.alpha, True
@@ -404,6 +412,18 @@ class _BaseMLP(BaseEstimator, ABC):
         )  # fmt: skip
         state = _train.run(state, problem, rules, self._verbose_observer(first), save)
         return self._keep(state, first, incremental)
+
+    def _batch_size(self, n: int, quiet: bool = False) -> int:
+        """The mini-batch size for ``n`` training rows, as scikit-learn picks it."""
+        if self.batch_size == "auto":
+            return min(200, n)
+        if self.batch_size > n and not quiet:
+            warn(
+                "Got `batch_size` less than 1 or larger than sample size. It is going to be "
+                "clipped",
+                UserWarning,
+            )
+        return int(np.clip(self.batch_size, 1, n))
 
     def _keep(self, state: _train.TrainState, first: int, incremental: bool) -> list:
         """Keep a stochastic run's state in the fitted attributes, warn and raise as
@@ -804,13 +824,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             Y[start : start + rows] = binarize(y[start : start + rows])
         return Y
 
-    def _dask_targets(self, X, y, sw, incremental, first_pass):
+    def _dask_targets(self, X, y, sw, incremental, first_pass, batches):
         if y.ndim != 1:
             raise ValueError(
                 f"y must be 1-D on dask (one label per sample), got shape {tuple(y.shape)}; "
                 "multi-label targets train on in-memory arrays only"
             )
-        found, _ = _dask.first_look(X, y, sw, classes=True)
+        found, _ = _dask.first_look(X, y, sw, classes=True, batches=batches)
         found = _validation.check_labels(found, found.shape[0])
         check_classification_targets(found)
         self._encode_y(found, incremental, first_pass)
@@ -837,7 +857,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             Class labels, or a label indicator matrix for multi-label.
         sample_weight : array of shape (n_samples,), optional
             Weights of the samples, in the loss and the penalty's scaling.  A
-            mini-batch whose weights are all zero raises ValueError (its mean
+            mini-batch whose weights sum to zero raises ValueError (its mean
             gradient is undefined): before training when the batches are not
             shuffled, else at the epoch that draws it.
 
@@ -914,6 +934,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy (subset accuracy for multi-label), as scikit-learn's."""
+        if _dask.is_dask(X):  # before the predictions are computed
+            check_consistent_length(X, y, sample_weight)
         pred, y, sample_weight = _dask.computed(self.predict(X), y, sample_weight)
         pred = _backends.to_host(pred)
         return float(accuracy_score(_host(y), pred, sample_weight=_host(sample_weight)))
@@ -1005,8 +1027,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             raise ValueError("loss='poisson' needs non-negative targets y; found negative values")
         return y
 
-    def _dask_targets(self, X, y, sw, incremental, first_pass):
-        _, negatives = _dask.first_look(X, y, sw, classes=False)
+    def _dask_targets(self, X, y, sw, incremental, first_pass, batches):
+        _, negatives = _dask.first_look(X, y, sw, classes=False, batches=batches)
         if self.loss == "poisson" and negatives:
             raise ValueError("loss='poisson' needs non-negative targets y; found negative values")
         self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
@@ -1028,7 +1050,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         y : array of shape (n_samples,) or (n_samples, n_outputs)
             Target values.
         sample_weight : array of shape (n_samples,), optional
-            Weights of the samples.  A mini-batch whose weights are all zero
+            Weights of the samples.  A mini-batch whose weights sum to zero
             raises ValueError, as in :meth:`MLPClassifier.fit`.
 
         Returns
@@ -1067,6 +1089,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """The coefficient of determination R^2, as scikit-learn's."""
+        if _dask.is_dask(X):  # before the predictions are computed
+            check_consistent_length(X, y, sample_weight)
         pred, y, sample_weight = _dask.computed(self.predict(X), y, sample_weight)
         pred = _backends.to_host(pred)
         return float(r2_score(_host(y), pred, sample_weight=_host(sample_weight)))

@@ -246,6 +246,9 @@ class Model:
             or the reverse), or are continuous (floats that are not whole).
         """
         if _dask.is_dask(X) or _dask.is_dask(y):  # one compute: the predictions and y
+            rows, labels = np.shape(X)[0], np.shape(y)[0] if np.ndim(y) else 0
+            if rows != labels and not np.isnan([rows, labels]).any():  # before computing
+                raise ValueError(f"X has {rows} samples but y has {labels} labels; they must match")
             predicted, y = _dask.computed(self.predict(X), y)
             y = _validation.check_labels(y, predicted.shape[0])
             _validation.check_known_kind(y, self.classes_)

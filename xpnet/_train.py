@@ -178,9 +178,9 @@ class Data(NamedTuple):
     """The training data on the device (a host SciPy sparse X is densified per batch).
 
     ``Y`` may be boolean (one-hot labels); batches then come in ``dtype``.
-    ``zero_weight``, when given, marks the rows whose sample weight is zero on the
-    host (see :func:`_validation.zero_weight_rows`): each epoch checks that no
-    batch has only those.
+    ``risky_weights``, when given, are the sample weights on the host where a
+    batch's could sum to zero (see :func:`_validation.batch_weight_risk`): each
+    epoch checks its batches before the first step.
     """
 
     target: _backends.Target
@@ -189,7 +189,7 @@ class Data(NamedTuple):
     sample_weight: Any
     batch_size: int
     dtype: Any = None
-    zero_weight: np.ndarray | None = None
+    risky_weights: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -210,9 +210,10 @@ class Data(NamedTuple):
             order = permute(shuffle.order, random_state=rng)
             shuffle = Shuffle(rng.get_state(), order)
         order = None if shuffle is None else shuffle.order
-        if self.zero_weight is not None:
-            drawn = None if shuffle is None else "as this epoch's shuffle drew it"
-            check_batch_weights(self.zero_weight, order, self.batch_size, drawn=drawn)
+        if self.risky_weights is not None:
+            check_batch_weights(
+                self.risky_weights, order, self.batch_size, shuffled=shuffle is not None
+            )
         n = self.Y.shape[0]
         if order is None and self.batch_size >= n and not is_sparse(self.X):
             # all of it, no copies (but the labels', when they are kept as booleans)

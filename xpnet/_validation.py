@@ -344,55 +344,63 @@ def check_known_kind(y: np.ndarray, classes: np.ndarray, name: str = "y") -> Non
 
 
 # -- sample weights of mini-batches ------------------------------------------------------
-def zero_weight_rows(sample_weight: np.ndarray, batch_size: int) -> np.ndarray | None:
-    """The rows whose weight is zero, as a mask, when they are enough to fill a mini-batch
-    (the last, shorter one included); else None, and no batch can be all zero."""
-    n = sample_weight.shape[0]
-    zero = sample_weight == 0
+def batch_weight_risk(sample_weight: Any, batch_size: int) -> np.ndarray | None:
+    """The weights (float64, on the host) when a mini-batch's could sum to zero: some are
+    negative, or the zero ones could fill a batch (the last, shorter one included); else
+    None, and no batch needs checking."""
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    n = weights.shape[0]
     shortest = n - (n - 1) // batch_size * batch_size
-    return zero if np.count_nonzero(zero) >= shortest else None
+    if np.any(weights < 0) or np.count_nonzero(weights == 0) >= shortest:
+        return weights
+    return None
 
 
 def check_batch_weights(
-    zero: np.ndarray,
+    weights: np.ndarray,
     order: np.ndarray | None,
     batch_size: int,
     *,
-    drawn: str | None = None,
+    shuffled: bool = False,
+    split: bool = False,
     chunk: int | None = None,
 ) -> None:
-    """Raise ValueError if the rows of a batch, taken in ``order``, all weigh zero.
+    """Raise ValueError if the weights of a batch, rows taken in ``order``, sum to zero.
 
     A batch's gradient is the mean over its rows weighted by the sample
-    weights: with every weight zero it is 0/0, and the weights would become NaN.
-    ``drawn`` says how the batches were drawn when they are not runs of
-    consecutive rows (for the message); ``chunk``, when given, is the first row
-    of the dask chunk that ``zero`` covers, whose rows the batches were drawn from.
+    weights: there it is 0/0, and the parameters would become NaN.  For the
+    message: ``shuffled``, the order is this epoch's shuffle; ``split``, the
+    rows are early stopping's training rows; ``chunk``, the first row of the
+    dask chunk that ``weights`` covers (batches are drawn within a chunk).
     """
-    rows = zero if order is None else zero[order]
+    rows = weights if order is None else weights[order]
     begins = np.arange(0, rows.shape[0], batch_size)
-    sizes = np.minimum(begins + batch_size, rows.shape[0]) - begins
-    empty = np.flatnonzero(np.add.reduceat(rows, begins, dtype=np.intp) == sizes)
+    empty = np.flatnonzero(np.add.reduceat(rows, begins) == 0)
     if empty.size == 0:
         return
     i, offset = int(empty[0]), chunk or 0
+    end = min(begins[i] + batch_size, rows.shape[0])
     where = f"mini-batch {i + 1} of {begins.shape[0]}"
     if chunk is not None:
         where += f" in the chunk of rows {offset} to {offset + rows.shape[0] - 1}"
-    if drawn is not None:
-        where += f" ({drawn})"
+    if shuffled:
+        where += " (as this epoch's shuffle drew it)"
+    elif split:
+        where += " (of the rows early_stopping kept for training)"
     else:
-        where += f" (rows {offset + begins[i]} to {offset + begins[i] + sizes[i] - 1})"
-    if chunk is not None:  # batches never cross chunks
-        instead = "rechunk X, y and sample_weight so that each chunk holds rows of nonzero weight"
-    else:
-        instead = "use a larger batch_size"
-        if drawn is None:
-            instead += ", or shuffle=True so that each batch mixes the rows"
+        where += f" (rows {offset + begins[i]} to {offset + end - 1})"
+    instead = "use a larger batch_size"
+    if not shuffled:
+        instead += ", or shuffle=True so that each batch mixes the rows"
+    if chunk is not None:
+        instead += (
+            ", or rechunk so that each chunk holds enough rows of nonzero weight (batches "
+            "never cross chunks)"
+        )
     raise ValueError(
-        f"sample_weight is zero for every row of {where}: a batch's gradient is the mean "
-        "over its rows weighted by sample_weight, undefined when the weights sum to zero. "
-        f"Leave out the rows whose weight is zero (they add nothing to the loss), or {instead}"
+        f"The sample weights of {where} sum to zero: a batch's gradient is the mean over its "
+        "rows weighted by sample_weight, undefined there. Leave out the rows whose weight is "
+        f"zero (they add nothing to the loss), or {instead}"
     )
 
 
