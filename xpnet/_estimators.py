@@ -206,12 +206,6 @@ class _BaseMLP(BaseEstimator, ABC):
                 (n_samples, 0), dtype=X.dtype if _backends.is_host_input(X) else np.float64
             )
             sample_weight = _check_sample_weight(_host(sample_weight), holder)
-            if self.solver in _STOCHASTIC and not self.shuffle and not self.early_stopping:
-                # the batches are runs of rows: refuse one whose weights sum to zero now
-                batch_size = self._batch_size(n_samples, quiet=True)
-                risky = _validation.batch_weight_risk(sample_weight, batch_size)
-                if risky is not None:
-                    _validation.check_batch_weights(risky, None, batch_size)
 
         target = _backends.resolve(
             self.backend, self.device, None if _backends.is_host_input(X) else X, True
@@ -387,7 +381,7 @@ class _BaseMLP(BaseEstimator, ABC):
 
         batch_size = self._batch_size(n)
         risky = None if swt is None else _validation.batch_weight_risk(_host(swt), batch_size)
-        if risky is not None and not self.shuffle:  # the batches are known: check them now
+        if risky is not None and not self.shuffle:  # the batches are known: check before training
             _validation.check_batch_weights(risky, None, batch_size, split=self.early_stopping)
         state = self._resume_state(target, params, optimizer, incremental, dtype, n)
         first, save = state.epoch, None
@@ -413,11 +407,11 @@ class _BaseMLP(BaseEstimator, ABC):
         state = _train.run(state, problem, rules, self._verbose_observer(first), save)
         return self._keep(state, first, incremental)
 
-    def _batch_size(self, n: int, quiet: bool = False) -> int:
+    def _batch_size(self, n: int) -> int:
         """The mini-batch size for ``n`` training rows, as scikit-learn picks it."""
         if self.batch_size == "auto":
             return min(200, n)
-        if self.batch_size > n and not quiet:
+        if self.batch_size > n:
             warn(
                 "Got `batch_size` less than 1 or larger than sample size. It is going to be "
                 "clipped",
