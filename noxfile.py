@@ -57,8 +57,10 @@ def tests_jax(session: nox.Session) -> None:
 def tests_dask(session: nox.Session) -> None:
     """The Dask backend's tests (tests/test_dask.py, which skips itself where dask or
     distributed is missing): chunked training and lazy predictions on dask's local
-    schedulers and on a two-process dask.distributed cluster, NumPy chunks."""
-    session.install(".[test,dask]")
+    schedulers and on a two-process dask.distributed cluster, NumPy chunks (and a torch X
+    brought to them)."""
+    session.install(TORCH)
+    session.install(".[test,dask,torch]")
     _pytest(session, "numpy", "tests/test_dask.py")
 
 

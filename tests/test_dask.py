@@ -499,7 +499,7 @@ def test_a_batch_of_zero_weights_is_refused(blobs, monkeypatch, shuffle):
         np.testing.assert_array_equal(a, b)  # the refused refit left the fitted model
 
 
-def test_backend_dask_keeps_column_names_and_takes_other_libraries_arrays(blobs):
+def test_backend_dask_keeps_column_names(blobs):
     pd = pytest.importorskip("pandas")
     X, y = blobs
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
@@ -507,7 +507,11 @@ def test_backend_dask_keeps_column_names_and_takes_other_libraries_arrays(blobs)
     np.testing.assert_array_equal(clf.feature_names_in_, frame.columns)
     with pytest.raises(ValueError, match="feature names should match"):
         clf.predict(frame.rename(columns={"f0": "other"}))
+
+
+def test_backend_dask_takes_a_torch_X(blobs):
     torch = pytest.importorskip("torch")
+    X, y = blobs
     on_torch = _est("adam", backend="dask").fit(torch.asarray(X), y)  # to the host, then chunks
     for a, b in zip(on_torch.coefs_, _est("adam", backend="dask").fit(X, y).coefs_, strict=True):
         np.testing.assert_array_equal(a, b)
