@@ -425,10 +425,12 @@ def _chunk_epoch(
     sw = None
     if swc is not None:
         sw = np.asarray(_backends.to_host(swc))
-        risky = _validation.batch_weight_risk(sw, spec.batch_size)
-        if risky is not None:  # raised in the task, before its chunk's first batch
+        # unshuffled batches were checked before training (first_look); shuffled ones are
+        # checked here, in the task, before its chunk's first batch
+        risky = None if seed is None else _validation.batch_weight_risk(sw, spec.batch_size)
+        if risky is not None:
             _validation.check_batch_weights(
-                risky, order, spec.batch_size, shuffled=seed is not None, chunk=first_row
+                risky, order, spec.batch_size, shuffled=True, chunk=first_row
             )
         sw = _moved(xp, sw, Xc)
     total = 0.0  # stays on the chunk's device until the end: no sync per batch

@@ -383,6 +383,7 @@ class _BaseMLP(BaseEstimator, ABC):
         risky = None if swt is None else _validation.batch_weight_risk(_host(swt), batch_size)
         if risky is not None and not self.shuffle:  # the batches are known: check before training
             _validation.check_batch_weights(risky, None, batch_size, split=self.early_stopping)
+            risky = None  # and no epoch needs to check them again
         state = self._resume_state(target, params, optimizer, incremental, dtype, n)
         first, save = state.epoch, None
         if self.checkpoint is not None and not incremental:
