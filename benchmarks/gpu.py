@@ -18,7 +18,7 @@ import numpy as np
 
 import xpnet
 
-from . import w1, w2
+from . import _init, _steps, w1, w2
 from ._report import Table, best, fmt_s, fmt_x, interleaved, median, progress, target
 
 
@@ -208,18 +208,18 @@ def run_anatomy(passes: int = 2000, per_graph: int = 10) -> Table:
     import cupy
     from cupyx.profiler import benchmark
 
-    from xpnet import _backends, _optim, _train
+    from xpnet import _optim, _target
 
     X, y = w1.moons()
-    target = _backends._target("cupy", None)
+    target = _target.target_for("cupy", None)
     optimizer = _optim.SGD(0.01)
-    step = _train.step_for(target, optimizer, "tanh", "softmax", 0.01, False)
+    step = _steps.step_for(target, optimizer, "tanh", "softmax", 0.01, False)
     Xd = target.asarray(X)
     Yd = target.asarray(np.eye(2)[y])
-    init = _train.init_article((2, w1.HIDDEN, 2), 0)
+    init = _init.init_normal((2, w1.HIDDEN, 2), 0)
 
     def state() -> list:
-        return _train.to_target(target, init, np.float64)
+        return _target.moved(target, init, np.float64)
 
     def stepping(params: list) -> Callable[[], None]:
         def one() -> None:  # one pass, its result written back into the same arrays

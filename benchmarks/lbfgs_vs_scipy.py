@@ -20,10 +20,10 @@ import numpy as np
 from scipy.optimize import minimize
 from sklearn.datasets import make_moons
 
-from xpnet import _backends
+from xpnet import _backends, _target
+from xpnet._init import init_normal
 from xpnet._lbfgs import minimize_lbfgs
 from xpnet._network import gradients, objective
-from xpnet._train import init_article
 
 
 def flat_objective(xp, X, Y, sizes, l2):
@@ -65,10 +65,10 @@ def main() -> None:
     X, y = make_moons(args.samples, noise=0.2, random_state=0)
     Y = y[:, None].astype(float)
     sizes = [2, args.hidden, 1]
-    x0 = np.concatenate([np.concatenate([W.ravel(), b]) for W, b in init_article(sizes, 0)])
+    x0 = np.concatenate([np.concatenate([W.ravel(), b]) for W, b in init_normal(sizes, 0)])
     opts = dict(maxiter=args.iterations, maxfun=100 * args.iterations, gtol=0.0, ftol=0.0)
 
-    host = _backends.target_of(x0)
+    host = _target.target_of(x0)
     numpy_fun = flat_objective(host.xp, X, Y, sizes, 1e-4)
 
     def scipy_run():
@@ -91,7 +91,7 @@ def main() -> None:
     for name, info in _backends.available_backends().items():
         if not info.usable:
             continue
-        target = _backends._target(name, None)
+        target = _target.target_for(name, None)
         if not target.has_float64():  # JAX without JAX_ENABLE_X64=1, MPS
             print(f"xpnet lbfgs ({name}): skipped, no float64")
             continue

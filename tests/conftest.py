@@ -35,24 +35,24 @@ class XB:
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
         """NumPy data as an array of this backend, on its device."""
-        from xpnet import _backends
+        from xpnet import _target
 
-        arr = _backends.Target(self.name, self.xp, self.device).asarray(np.asarray(a))
+        arr = _target.Target(self.name, self.xp, self.device).asarray(np.asarray(a))
         return arr if dtype is None else self.xp.astype(arr, getattr(self.xp, dtype))
 
     def to_numpy(self, x: Any) -> np.ndarray:
-        from xpnet import _backends
+        from xpnet import _target
 
-        return _backends.to_host(x)
+        return _target.to_host(x)
 
 
 def _make_xb() -> XB:
-    from xpnet import _backends
+    from xpnet import _backends, _target
 
-    if BACKEND == "cupy" and not _backends._probe("cupy").usable:
-        pytest.skip(f"no usable CUDA device: {_backends._probe('cupy').reason}")
+    if BACKEND == "cupy" and not _backends.probe("cupy").usable:
+        pytest.skip(f"no usable CUDA device: {_backends.probe('cupy').reason}")
     device = "device1" if BACKEND == "array_api_strict" else None
-    target = _backends._target(BACKEND, device)
+    target = _target.target_for(BACKEND, device)
     return XB(target.name, target.xp, target.device)
 
 
@@ -75,9 +75,9 @@ def fresh_probe():
     """Clear the cached backend probe before and after a test that fakes imports."""
     from xpnet import _backends
 
-    _backends._probe.cache_clear()
+    _backends.probe.cache_clear()
     yield
-    _backends._probe.cache_clear()
+    _backends.probe.cache_clear()
 
 
 def pytest_report_header(config: pytest.Config) -> str:

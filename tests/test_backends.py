@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet import _backends
+from xpnet import _backends, _target
 
 SMALL = dict(epochs=5)
 
 
 def _cupy_state() -> str:
-    info = _backends._probe("cupy")
+    info = _backends.probe("cupy")
     return "usable" if info.usable else ("no-device" if info.installed else "missing")
 
 
@@ -61,7 +61,7 @@ def test_cupy_not_installed_falls_back(moons, monkeypatch, fresh_probe):
     def no_cupy():
         raise ModuleNotFoundError("No module named 'cupy'")
 
-    monkeypatch.setattr(_backends._ADAPTERS["cupy"], "load", no_cupy)
+    monkeypatch.setattr(_backends.ADAPTERS["cupy"], "load", no_cupy)
     X, y = moons
     with pytest.warns(xpnet.BackendFallbackWarning, match="cupy is not installed"):
         model = xpnet.fit(X, y, backend="cupy", **SMALL)
@@ -77,7 +77,7 @@ def test_dask_not_installed_falls_back(moons, monkeypatch, fresh_probe):
     def no_dask():
         raise ModuleNotFoundError("No module named 'dask'")
 
-    monkeypatch.setattr(_backends._ADAPTERS["dask"], "load", no_dask)
+    monkeypatch.setattr(_backends.ADAPTERS["dask"], "load", no_dask)
     X, y = moons
     with pytest.warns(xpnet.BackendFallbackWarning, match="dask is not installed"):
         model = xpnet.fit(X, y, backend="dask", **SMALL)
@@ -108,7 +108,7 @@ def test_auto_refuses_a_device(moons):
 
 def test_torch_cuda_without_a_gpu_falls_back(moons):
     pytest.importorskip("torch")
-    if any(d.startswith("cuda") for d in _backends._probe("torch").devices):
+    if any(d.startswith("cuda") for d in _backends.probe("torch").devices):
         pytest.skip("a CUDA device is present")
     X, y = moons
     with pytest.warns(xpnet.BackendFallbackWarning, match="CUDA is not available"):
@@ -118,12 +118,12 @@ def test_torch_cuda_without_a_gpu_falls_back(moons):
 
 def test_the_probe_runs_once_per_process(monkeypatch, fresh_probe):
     calls = []
-    adapter = _backends._ADAPTERS["numpy"]
+    adapter = _backends.ADAPTERS["numpy"]
     original = adapter.device_names
     monkeypatch.setattr(adapter, "device_names", lambda mod: calls.append(1) or original(mod))
     for _ in range(3):
         xpnet.available_backends()
-        _backends.resolve("numpy", None, None, True)
+        _target.resolve("numpy", None, None, True)
     assert len(calls) == 1
 
 

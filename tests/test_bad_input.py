@@ -20,7 +20,7 @@ from sklearn.datasets import make_moons
 from sklearn.exceptions import ConvergenceWarning
 
 import xpnet
-from xpnet import _backends
+from xpnet import _backends, _target
 
 X, Y = make_moons(40, noise=0.2, random_state=0)
 NAMES = np.array(["cat", "dog", "emu"])
@@ -226,7 +226,7 @@ def test_an_absent_device_falls_back_with_a_warning(xb):
 
 def test_a_missing_cuda_falls_back_for_torch_and_jax():
     for backend, device in (("torch", "cuda:7"), ("jax", "gpu:7"), ("jax", 7)):
-        if not _backends._probe(backend).installed:
+        if not _backends.probe(backend).installed:
             continue
         with pytest.warns(xpnet.BackendFallbackWarning, match="not available"):
             assert xpnet.fit(X, Y, backend=backend, device=device, epochs=2).backend == "numpy"
@@ -242,17 +242,17 @@ def test_model_to_refuses_a_malformed_device(xb):
 
 def test_device_objects_and_indices_are_well_formed():
     for device in ("cpu", "cuda", "cuda:12", "gpu:0", "mps", "tpu", 0, 3, np.int64(1)):
-        _backends.check_device("numpy", device)
+        _target.check_device("numpy", device)
     for device in ("device1", "CPU_DEVICE"):
-        _backends.check_device("array_api_strict", device)
-    if _backends._probe("torch").installed:
+        _target.check_device("array_api_strict", device)
+    if _backends.probe("torch").installed:
         import torch
 
-        _backends.check_device("torch", torch.device("cpu"))
-        _backends.check_device("torch", "meta")  # torch's own kinds, as torch parses them
+        _target.check_device("torch", torch.device("cpu"))
+        _target.check_device("torch", "meta")  # torch's own kinds, as torch parses them
     for device in ("banana", "cuda:", "cuda:-1", "cuda:0:1", " cpu", "CUDA", 1.0, True, [0]):
         with pytest.raises(ValueError, match="not a device name"):
-            _backends.check_device("numpy", device)
+            _target.check_device("numpy", device)
 
 
 # -- prediction ----------------------------------------------------------------------------

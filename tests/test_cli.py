@@ -396,14 +396,14 @@ def test_a_demo_that_ends_above_its_first_loss_fails_after_its_summary():
 @pytest.fixture
 def cupy_missing(monkeypatch):
     """CuPy reported as unusable, whether or not this machine has it."""
-    real = _backends._probe
+    real = _backends.probe
 
     def probe(name):
         if name == "cupy":
             return xpnet.BackendInfo("cupy", False, None, (), "cupy is not installed (faked)")
         return real(name)
 
-    monkeypatch.setattr(_backends, "_probe", probe)
+    monkeypatch.setattr(_backends, "probe", probe)
 
 
 def test_an_unusable_backend_falls_back_with_command_line_advice(cupy_missing, capsys):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet import _backends, _model, _network, _train
+from xpnet import _model, _network, _steps, _target
 
 
 def _named(module: str, name: str, base: type[Exception]) -> type[Exception]:
@@ -61,17 +61,17 @@ def _real_torch_error() -> Exception:
 @pytest.mark.parametrize("library", OUT_OF_MEMORY)
 def test_the_libraries_out_of_memory_errors_are_recognised(library):
     loaded = set(sys.modules)
-    assert _backends.is_out_of_memory(OUT_OF_MEMORY[library]())
+    assert _target.is_out_of_memory(OUT_OF_MEMORY[library]())
     assert set(sys.modules) == loaded  # recognised by name: nothing imported to check
 
 
 def test_torch_own_out_of_memory_error_is_recognised():
-    assert _backends.is_out_of_memory(_real_torch_error())
+    assert _target.is_out_of_memory(_real_torch_error())
 
 
 @pytest.mark.parametrize("kind", OTHER_ERRORS)
 def test_other_errors_are_not_taken_for_device_memory(kind):
-    assert not _backends.is_out_of_memory(OTHER_ERRORS[kind]())
+    assert not _target.is_out_of_memory(OTHER_ERRORS[kind]())
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def fail_in_forward(monkeypatch):
 
         monkeypatch.setattr(_network, "forward", forward)  # training's losses and steps
         monkeypatch.setattr(_model, "forward", forward)  # predictions
-        monkeypatch.setattr(_train, "COMPILED", {})  # no compiled function from before
+        monkeypatch.setattr(_steps, "_CACHE", {})  # no compiled function from before
 
     return fail
 
@@ -137,7 +137,7 @@ def _many_rows(n: int) -> np.ndarray:
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_chunked_predictions_equal_unchunked_ones(dtype, xb, moons, monkeypatch):
-    if dtype == "float64" and not _backends.Target(xb.name, xb.xp, xb.device).has_float64():
+    if dtype == "float64" and not _target.Target(xb.name, xb.xp, xb.device).has_float64():
         pytest.skip(f"{xb.name} has no float64 on {xb.device}")
     X, y = moons
     model = xpnet.fit(xb.asarray(X, dtype), xb.asarray(y), hidden=(5, 4), epochs=50)
@@ -160,9 +160,9 @@ def test_chunked_predictions_equal_unchunked_ones(dtype, xb, moons, monkeypatch)
     assert seen == [7] * 142 + [6] * 1 + [7] * 142 + [6]  # 1000 rows, twice
     for a, b in zip(whole, chunked, strict=True):
         assert type(a) is type(b) and a.dtype == b.dtype and a.shape == b.shape
-        assert str(_backends.device_of(a)) == str(_backends.device_of(b))
+        assert str(_target.device_of(a)) == str(_target.device_of(b))
         a, b = xb.to_numpy(a), xb.to_numpy(b)
-        on_host = _backends.Target(xb.name, xb.xp, xb.device).on_host()
+        on_host = _target.Target(xb.name, xb.xp, xb.device).on_host()
         if (xb.name == "jax" or not on_host) and a.dtype.kind == "f":
             # XLA's kernels, and cuBLAS's on a GPU, are chosen by operand shape: a 7-row
             # product may differ in the last bit, which the softmax carries to the probabilities

@@ -14,7 +14,7 @@ MODULES = [
     "xpnet._backends",
     "xpnet._fit",
     "xpnet._grid",
-    "xpnet._io",
+    "xpnet._load",
     "xpnet._lbfgs",
     "xpnet.plot",
 ]

@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import xpnet
-from xpnet import _backends, _optim
+from xpnet import _backends, _optim, _target
 
 ON_NUMPY = os.environ.get("XPNET_TEST_BACKEND", "numpy") == "numpy"
 numpy_only = pytest.mark.skipif(not ON_NUMPY, reason="scikit-learn's checks run on NumPy input")
@@ -451,7 +451,7 @@ def test_pipeline_gridsearch_cross_val_clone_and_pickle():
 
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
 def test_backend_training_matches_numpy_in_float64(xb, solver):
-    if not _backends.Target(xb.name, xb.xp, xb.device).has_float64():
+    if not _target.Target(xb.name, xb.xp, xb.device).has_float64():
         pytest.skip("no float64 on this device")
     X, y, _, _ = PROBLEMS["multiclass"]
     sw = np.random.RandomState(1).uniform(0.5, 2.0, X.shape[0])
@@ -468,7 +468,7 @@ def test_backend_training_matches_numpy_in_float64(xb, solver):
 
 
 def test_backend_partial_fit_matches_numpy(xb):
-    if not _backends.Target(xb.name, xb.xp, xb.device).has_float64():
+    if not _target.Target(xb.name, xb.xp, xb.device).has_float64():
         pytest.skip("no float64 on this device")
     X, y, _, _ = PROBLEMS["binary"]
     here = xpnet.MLPClassifier((5,), solver="sgd", random_state=0, batch_size=50)
@@ -486,7 +486,7 @@ def test_predictions_follow_X_namespace_device_and_dtype(xb):
     proba = model.predict_proba(X32)
     assert type(proba) is type(X32)
     assert proba.dtype == xb.xp.float32
-    assert _backends.same_device(_backends.device_of(proba), xb.device)
+    assert _target.same_device(_target.device_of(proba), xb.device)
     np.testing.assert_allclose(xb.to_numpy(proba), model.predict_proba(X), rtol=1e-4, atol=1e-6)
     log_proba = model.predict_log_proba(X32)
     assert log_proba.dtype == xb.xp.float32
@@ -516,7 +516,7 @@ def test_named_backend_with_numpy_X_returns_numpy(xb):
 
 @numpy_only
 def test_cupy_without_a_gpu_falls_back_with_a_warning_on_every_fit():
-    if _backends._probe("cupy").usable:
+    if _backends.probe("cupy").usable:
         pytest.skip("a CUDA device is usable here")
     X, y, _, _ = PROBLEMS["binary"]
     model = xpnet.MLPClassifier((4,), max_iter=2, backend="cupy", random_state=0)

@@ -9,12 +9,13 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
 
 import xpnet
-from xpnet import _backends, _optim, _train
+from xpnet import _init, _optim, _steps, _target, _train
 from xpnet._model import one_hot
 
 OPTIMIZERS = {
@@ -30,7 +31,7 @@ OUTPUTS = {"softmax": 3, "logistic": 2, "identity": 2}
 def _data(xb, output, n=64, dtype="float64"):
     rs = np.random.RandomState(0)
     X = rs.randn(n, 4)
-    target = _backends.Target(xb.name, xb.xp, xb.device)
+    target = _target.Target(xb.name, xb.xp, xb.device)
     dt = getattr(xb.xp, dtype)
     if output == "softmax":
         Y = one_hot(target, rs.randint(0, 3, n), 3, dt)
@@ -41,16 +42,16 @@ def _data(xb, output, n=64, dtype="float64"):
     return target, target.asarray(X, dt), Y, dt
 
 
-def _steps(target, optimizer, activation, output, mean_gradients):
+def _fast_and_portable(target, optimizer, activation, output, mean_gradients):
     """The step training uses here, and the portable reference beside it."""
-    step = _train.step_for(target, optimizer, activation, output, 0.01, mean_gradients)
-    if not hasattr(step, "portable"):
+    step = _steps.step_for(target, optimizer, activation, output, 0.01, mean_gradients)
+    if not step.fast:
         pytest.skip(f"{target.name} has no native step")
-    return step, step.portable
+    return step, step.function.portable
 
 
 def _host(tree):
-    return [np.array(_backends.to_host(a)) for pair in tree for a in pair]
+    return [np.array(_target.to_host(a)) for pair in tree for a in pair]
 
 
 def _assert_close(xb, got, want, exact):
@@ -69,9 +70,9 @@ def _assert_close(xb, got, want, exact):
 def test_native_step_equals_portable_step(xb, optimizer, activation, output, mean_gradients):
     target, X, Y, dt = _data(xb, output)
     opt = OPTIMIZERS[optimizer]
-    native, portable = _steps(target, opt, activation, output, mean_gradients)
+    native, portable = _fast_and_portable(target, opt, activation, output, mean_gradients)
     sizes = (4, 5, 6, Y.shape[1])
-    params = _train.to_target(target, _train.init_article(sizes, 0), dt)
+    params = _target.moved(target, _init.init_normal(sizes, 0), dt)
     state = opt.init(xb.xp, params)
     fast = slow = (params, state.slots)
     # The article's rule sums the gradients over the 64 samples: a smaller step keeps the
@@ -99,9 +100,9 @@ def test_native_step_equals_portable_step(xb, optimizer, activation, output, mea
 
 def test_native_step_with_sample_weight(xb):
     target, X, Y, dt = _data(xb, "softmax")
-    native, portable = _steps(target, OPTIMIZERS["adam"], "tanh", "softmax", True)
+    native, portable = _fast_and_portable(target, OPTIMIZERS["adam"], "tanh", "softmax", True)
     sw = target.asarray(np.random.RandomState(1).rand(X.shape[0]), dt)
-    params = _train.to_target(target, _train.init_article((4, 5, 3), 0), dt)
+    params = _target.moved(target, _init.init_normal((4, 5, 3), 0), dt)
     slots = OPTIMIZERS["adam"].init(xb.xp, params).slots
     fast = native(params, slots, X, Y, sw, 0.01)
     slow = portable(params, slots, X, Y, sw, 0.01)
@@ -113,27 +114,27 @@ def test_native_step_with_sample_weight(xb):
 def test_native_step_never_writes_its_inputs(xb, optimizer):
     target, X, Y, dt = _data(xb, "softmax")
     opt = OPTIMIZERS[optimizer]
-    native, _ = _steps(target, opt, "tanh", "softmax", True)
-    params = _train.to_target(target, _train.init_article((4, 5, 3), 0), dt)
+    native, _ = _fast_and_portable(target, opt, "tanh", "softmax", True)
+    params = _target.moved(target, _init.init_normal((4, 5, 3), 0), dt)
     slots = opt.init(xb.xp, params).slots
     if slots is not None:  # nonzero slots, so that a write would show
         slots = native(params, slots, X, Y, None, 0.01)[1]
     before = copy.deepcopy((_host(params), X, Y))
-    slots_before = None if slots is None else copy.deepcopy(_backends.to_host(slots[0][0][0]))
+    slots_before = None if slots is None else copy.deepcopy(_target.to_host(slots[0][0][0]))
     for _ in range(3):
         native(params, slots, X, Y, None, 0.01)
-        native.repeat(params, slots, X, Y, None, 0.01, 2)
+        native.passes(params, slots, X, Y, None, 0.01, 2)
     for a, b in zip(_host(params), before[0], strict=True):
         np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(_backends.to_host(X), _backends.to_host(before[1]))
+    np.testing.assert_array_equal(_target.to_host(X), _target.to_host(before[1]))
     if slots is not None:
-        np.testing.assert_array_equal(_backends.to_host(slots[0][0][0]), slots_before)
+        np.testing.assert_array_equal(_target.to_host(slots[0][0][0]), slots_before)
 
 
 def test_native_step_leaves_what_it_cannot_serve_to_the_portable_step(xb):
     target, X, Y, dt = _data(xb, "softmax")
-    native, portable = _steps(target, OPTIMIZERS["sgd"], "tanh", "softmax", False)
-    stacked = _train.to_target(target, _train.init_article((4, 5, 3), 0), dt)
+    native, portable = _fast_and_portable(target, OPTIMIZERS["sgd"], "tanh", "softmax", False)
+    stacked = _target.moved(target, _init.init_normal((4, 5, 3), 0), dt)
     stacked = [(xb.xp.stack([W, W]), xb.xp.stack([b[None, :], b[None, :]])) for W, b in stacked]
     per_model = target.asarray(np.array([0.01, 0.02]).reshape(2, 1, 1), dt)
     fast = native(stacked, None, X, Y, None, per_model)
@@ -144,18 +145,18 @@ def test_native_step_leaves_what_it_cannot_serve_to_the_portable_step(xb):
 # -- runs of passes as one call ---------------------------------------------------------
 def _problem(xb, moons, repeat, activation="tanh", hidden=(4,)):
     X, y = moons
-    target = _backends.Target(xb.name, xb.xp, xb.device)
+    target = _target.Target(xb.name, xb.xp, xb.device)
     dt = xb.xp.float64
     Xt, Y = target.asarray(X, dt), one_hot(target, y, 2, dt)
-    params = _train.to_target(target, _train.init_article((2, *hidden, 2), 0), dt)
+    params = _target.moved(target, _init.init_normal((2, *hidden, 2), 0), dt)
     opt = _optim.SGD(0.002)
-    loss = xpnet._fit.mean_loss(target, activation, 0.01)
+    loss = xpnet._steps.loss_for(target, activation, "softmax", 0.01)
+    step = _steps.step_for(target, opt, activation, "softmax", 0.01, False)
     problem = _train.Problem(
         data=_train.Data(target, Xt, Y, None, Xt.shape[0]),
         optimizer=opt,
-        step=_train.step_for(target, opt, activation, "softmax", 0.01, False),
-        evaluate=lambda p: float(_backends.to_host(loss(p, Xt, Y))),
-        repeat=_train.repeat_for(target, opt, activation, "softmax", 0.01) if repeat else None,
+        step=step if repeat else dataclasses.replace(step, passes=None),
+        evaluate=lambda p: float(_target.to_host(loss(p, Xt, Y))),
     )
     return problem, _train.start(params, opt, xb.xp)
 
@@ -224,8 +225,8 @@ def test_a_pass_logged_every_time_reads_the_input_of_this_run(xb, moons):
 
 def test_native_step_meets_another_input_of_the_same_shape(xb):
     target, X, Y, dt = _data(xb, "softmax")
-    native, portable = _steps(target, OPTIMIZERS["sgd"], "tanh", "softmax", False)
-    params = _train.to_target(target, _train.init_article((4, 5, Y.shape[1]), 0), dt)
+    native, portable = _fast_and_portable(target, OPTIMIZERS["sgd"], "tanh", "softmax", False)
+    params = _target.moved(target, _init.init_normal((4, 5, Y.shape[1]), 0), dt)
     for inputs in (X, 2 * X, X):  # the buffers keep one copy of the input: the right one
         got, _, _ = native(params, None, inputs, Y, None, 0.002)
         want, _, _ = portable(params, None, inputs, Y, None, 0.002)

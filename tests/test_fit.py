@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet._validation import dtype_name
+from xpnet._target import dtype_name
 
 
 def _curve(model):
@@ -16,9 +16,9 @@ def _curve(model):
 
 def _is_on(xb, arr) -> bool:
     """``arr`` belongs to the backend under test and sits on its device."""
-    from xpnet import _backends
+    from xpnet import _target
 
-    return _backends.adapter_of(arr).name == xb.name and str(array_api_compat.device(arr)) == str(
+    return _target.adapter_of(arr).name == xb.name and str(array_api_compat.device(arr)) == str(
         xb.device
     )
 

@@ -213,9 +213,9 @@ def _check_predictions(model, X) -> None:
     if predicted is None or proba is None:
         return
     n = _n_rows(X)
-    labels = np.asarray(xpnet._backends.to_host(predicted))
+    labels = np.asarray(xpnet._target.to_host(predicted))
     assert labels.shape == (n,) and set(labels.tolist()) <= set(model.classes_.tolist())
-    p = xpnet._backends.to_host(proba).astype(np.float64)
+    p = xpnet._target.to_host(proba).astype(np.float64)
     assert p.shape == (n, len(model.classes_))
     assert np.all(((p >= 0) & (p <= 1)) | np.isnan(p))
 
@@ -320,8 +320,8 @@ def test_save_and_load_round_trip(xb, data):
         assert again.hidden == model.hidden and again.activation == model.activation
         np.testing.assert_array_equal(again.classes_, model.classes_)
         np.testing.assert_array_equal(
-            xpnet._backends.to_host(again.predict_proba(X)),
-            xpnet._backends.to_host(model.predict_proba(X)),
+            xpnet._target.to_host(again.predict_proba(X)),
+            xpnet._target.to_host(model.predict_proba(X)),
         )
         # a damaged file: cut short, or one byte changed
         raw = path.read_bytes()

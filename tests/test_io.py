@@ -24,7 +24,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 import xpnet
-from xpnet import _backends, _files, _io
+from xpnet import _codec, _files, _target
 
 # -- helpers --------------------------------------------------------------------------------
 
@@ -54,7 +54,7 @@ def _same_model(loaded, model):
     assert len(loaded.params) == len(model.params)
     for (W, b), (W0, b0) in zip(loaded.params, model.params, strict=True):
         for a, a0 in ((W, W0), (b, b0)):
-            a, a0 = _backends.to_host(a), _backends.to_host(a0)
+            a, a0 = _target.to_host(a), _target.to_host(a0)
             assert a.dtype == a0.dtype
             np.testing.assert_array_equal(a, a0)
 
@@ -63,10 +63,10 @@ def _same_predictions(xb, loaded, model, X, exact=True):
     Xb = xb.asarray(X)
     check = np.testing.assert_array_equal if exact else np.testing.assert_allclose
     proba = loaded.predict_proba(Xb)
-    assert _backends.adapter_of(proba).name == xb.name  # results follow the caller's data
+    assert _target.adapter_of(proba).name == xb.name  # results follow the caller's data
     check(xb.to_numpy(proba), xb.to_numpy(model.predict_proba(Xb)))
     np.testing.assert_array_equal(
-        _backends.to_host(loaded.predict(Xb)), _backends.to_host(model.predict(Xb))
+        _target.to_host(loaded.predict(Xb)), _target.to_host(model.predict(Xb))
     )
 
 
@@ -167,8 +167,8 @@ def test_object_labels_keep_each_value_and_its_type():
         labels = np.empty(len(values), dtype=object)
         labels[:] = values
         arrays = {}
-        node = _io._encode_labels(labels, "classes", arrays)
-        back = _io._decode_labels(json.loads(json.dumps(node)), arrays, "classes")
+        node = _codec.labels_node(labels, "classes", arrays)
+        back = _codec.labels_from_node(json.loads(json.dumps(node)), arrays, "classes")
         assert back.dtype == object and back.tolist() == [
             v.item() if isinstance(v, np.generic) else v for v in values
         ]
@@ -178,7 +178,7 @@ def test_object_labels_keep_each_value_and_its_type():
     labels = np.empty(2, dtype=object)
     labels[:] = [(0, "a"), (1, "b")]
     with pytest.raises(TypeError, match="label of type tuple"):
-        _io._encode_labels(labels, "classes", {})
+        _codec.labels_node(labels, "classes", {})
 
 
 def test_a_grid_round_trips_through_a_file(xb, moons, tmp_path):
@@ -238,7 +238,7 @@ def test_a_model_saved_here_loads_on_numpy_and_back(xb, moons, tmp_path):
     assert moved.backend == xb.name and str(moved.device) == str(xb.device)
     _same_model(moved, trained)
     proba = moved.predict_proba(xb.asarray(X))
-    assert _backends.adapter_of(proba).name == xb.name
+    assert _target.adapter_of(proba).name == xb.name
     np.testing.assert_allclose(xb.to_numpy(proba), trained.predict_proba(X), rtol=1e-12)
     assert xpnet.load(tmp_path / "numpy").backend == "numpy"  # None: where it was saved from
 
@@ -268,7 +268,7 @@ def test_a_model_saved_on_a_gpu_loads_where_there_is_none(moons, tmp_path, backe
             warnings.simplefilter("error")  # a backend named here: no word about the GPU
             assert xpnet.load(path, backend="numpy").backend == "numpy"
     np.testing.assert_allclose(
-        _backends.to_host(loaded.predict_proba(X)), model.predict_proba(X), rtol=1e-12
+        _target.to_host(loaded.predict_proba(X)), model.predict_proba(X), rtol=1e-12
     )
 
 

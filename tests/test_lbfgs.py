@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from xpnet import _backends
+from xpnet import _target
+from xpnet._init import init_normal
 from xpnet._lbfgs import minimize_lbfgs
 from xpnet._network import gradients, objective
-from xpnet._train import init_article
 
 
 def rosenbrock(xp):
@@ -93,7 +93,7 @@ def for_scipy(fun):
 
 def compiled(xb, fun):
     """``fun`` compiled where the backend compiles (JAX), as the estimators do."""
-    return _backends.Target(xb.name, xb.xp, xb.device).jit(fun)
+    return _target.Target(xb.name, xb.xp, xb.device).jit(fun)
 
 
 def rosen_start(n):
@@ -106,7 +106,7 @@ def assert_on_backend(xb, arr, dtype):
     assert array_api_compat.array_namespace(arr) is array_api_compat.array_namespace(
         xb.asarray(np.zeros(1))
     )
-    assert _backends.same_device(array_api_compat.device(arr), xb.device)
+    assert _target.same_device(array_api_compat.device(arr), xb.device)
     assert arr.dtype == dtype
 
 
@@ -365,7 +365,7 @@ def test_small_mlp_matches_scipy_loss(xb, moons):
     X, y = moons
     Y = y[:, None].astype(float)
     sizes = [2, 3, 1]
-    x0 = np.concatenate([np.concatenate([W.ravel(), b]) for W, b in init_article(sizes, 0)])
+    x0 = np.concatenate([np.concatenate([W.ravel(), b]) for W, b in init_normal(sizes, 0)])
     fun = compiled(xb, flat_network(xb.xp, xb.asarray(X), xb.asarray(Y), sizes, l2=0.1))
     opts = dict(maxiter=1000, maxfun=15000, gtol=1e-6, ftol=0.0)
     res = minimize_lbfgs(fun, xb.asarray(x0), **opts)

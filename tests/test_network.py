@@ -143,20 +143,20 @@ def test_logistic_is_scipys_expit_for_positive_z():
 def test_native_logistic_kernel_equals_the_portable_logistic(library):
     """The in-place kernel of the native steps, bit for bit, NaN and signed zeros included."""
     pytest.importorskip(library)
-    from xpnet import _backends, _native
+    from xpnet import _native, _target
 
     kernels = _native._KERNELS[library]()
-    target = _backends._target(library, "cpu")
+    target = _target.target_for(library, "cpu")
     z_host = np.concatenate(
         [np.linspace(-750.0, 750.0, 30001), [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-310]]
     )
     for dtype in ("float64", "float32"):
         z = target.asarray(z_host.astype(dtype))
-        want = _backends.to_host(_network.logistic(target.xp, z))
+        want = _target.to_host(_network.logistic(target.xp, z))
         work, scratch = target.asarray(z_host.astype(dtype)), target.asarray(z_host.astype(dtype))
         with np.errstate(over="raise", divide="raise", invalid="ignore"):  # inf - inf: nan
             _native._logistic(kernels, work, scratch)
-        got = _backends.to_host(work)
+        got = _target.to_host(work)
         finite = np.isfinite(z_host)
         np.testing.assert_array_equal(got[finite], want[finite])
         assert np.isnan(got[~finite][0]) and np.isnan(want[~finite][0])

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet import _train
+from xpnet import _progress
 
 
 class _Terminal(io.StringIO):
@@ -122,7 +122,7 @@ def _record(bars, total):
 
 def test_the_bar_advances_smoothly_between_logged_passes(monkeypatch, moons):
     bars = []
-    monkeypatch.setattr(_train, "progress_bar", lambda total: _record(bars, total))
+    monkeypatch.setattr(_progress, "progress_bar", lambda total: _record(bars, total))
     X, y = moons
     model = xpnet.fit(X, y, epochs=1000, log_every=1000, verbose=True)
     (bar,) = bars
@@ -134,7 +134,7 @@ def test_the_bar_advances_smoothly_between_logged_passes(monkeypatch, moons):
 
 def test_the_bar_is_closed_when_the_callback_raises(monkeypatch, moons):
     bars = []
-    monkeypatch.setattr(_train, "progress_bar", lambda total: _record(bars, total))
+    monkeypatch.setattr(_progress, "progress_bar", lambda total: _record(bars, total))
 
     def stop(i, loss):
         raise RuntimeError("stop")

@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import pytest
 
-from xpnet import _backends, _optim, _train
+from xpnet import _init, _optim, _steps, _target, _train
 from xpnet._model import one_hot
 from xpnet._network import objective
 
@@ -15,11 +15,11 @@ from xpnet._network import objective
 def _problem(xb, optimizer, *, batch_size, mean_gradients):
     rs = np.random.RandomState(0)
     X, y = rs.randn(90, 3), rs.randint(0, 3, 90)
-    target = _backends.Target(xb.name, xb.xp, xb.device)
+    target = _target.Target(xb.name, xb.xp, xb.device)
     dtype = xb.xp.float64
     Xt, Y = target.asarray(X, dtype), one_hot(target, y, 3, dtype)
-    params = _train.to_target(target, _train.init_article((3, 5, 3), 1), dtype)
-    step = _train.step_for(target, optimizer, "tanh", "softmax", 0.01, mean_gradients)
+    params = _target.moved(target, _init.init_normal((3, 5, 3), 1), dtype)
+    step = _steps.step_for(target, optimizer, "tanh", "softmax", 0.01, mean_gradients)
     problem = _train.Problem(_train.Data(target, Xt, Y, None, batch_size, dtype), optimizer, step)
     return problem, params
 
@@ -48,7 +48,7 @@ def test_two_runs_from_the_state_equal_one_run(xb, name):
     assert whole.opt.count == part.opt.count == 15 and whole.losses == part.losses
     assert whole.opt.learning_rate == part.opt.learning_rate
     np.testing.assert_array_equal(whole.shuffle.order, part.shuffle.order)
-    for a, b in zip(_train.to_host(whole.params), _train.to_host(part.params)):
+    for a, b in zip(_target.host_tree(whole.params), _target.host_tree(part.params)):
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[1], b[1])
 
@@ -81,12 +81,12 @@ def test_optimizers_are_pure(xb, name):
     params = [(on(np.ones((2, 3))), on(np.zeros(3)))]
     grads = [(on(np.full((2, 3), 0.5)), on(np.full(3, -1.0)))]
     state = optimizer.init(xb.xp, params)
-    before = copy.deepcopy((state.count, state.learning_rate, _train.to_host(state.slots)))
+    before = copy.deepcopy((state.count, state.learning_rate, _target.host_tree(state.slots)))
     lr = optimizer.step_size(state)
     first = optimizer.update(xb.xp, params, grads, state.slots, lr)
     again = optimizer.update(xb.xp, params, grads, state.slots, optimizer.step_size(state))
     assert (state.count, state.learning_rate) == before[:2]
-    host = _train.to_host(state.slots)
+    host = _target.host_tree(state.slots)
     assert (host is None) == (before[2] is None)
     if host is not None:
         for a, b in zip(np.concatenate([np.ravel(x) for x in _flat(host)]),

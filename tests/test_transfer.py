@@ -14,19 +14,19 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet import _backends
+from xpnet import _backends, _target
 
 SMALL = dict(epochs=50, log_every=10, seed=0)
 
 
 def _torch_target():
     torch = pytest.importorskip("torch")
-    return torch, _backends._target("torch", "cpu")
+    return torch, _target.target_for("torch", "cpu")
 
 
 def _jax_target():
     jax = pytest.importorskip("jax")
-    return jax, _backends._target("jax", "cpu")
+    return jax, _target.target_for("jax", "cpu")
 
 
 @pytest.fixture
@@ -43,11 +43,11 @@ def jax_cpu():
 def host_path(monkeypatch):
     """The names of the adapters whose ``from_host`` ran: the host path taken."""
     for name in ("numpy", "torch", "jax"):  # probe each CPU's DLPack device before spying
-        if _backends._probe(name).usable:
-            target = _backends._target(name, "cpu")
+        if _backends.probe(name).usable:
+            target = _target.target_for(name, "cpu")
             target.adapter.dlpack_device(target.device)
     calls: list[str] = []
-    for cls in {type(a) for a in _backends._ADAPTERS.values()}:
+    for cls in {type(a) for a in _backends.ADAPTERS.values()}:
         original = cls.from_host
 
         def spy(self, a, device, _original=original):
@@ -172,7 +172,7 @@ def test_numpy_to_jax_falls_back_to_the_host(jax_cpu, host_path, case):
 def test_torch_to_numpy_shares_memory(torch_cpu, host_path):
     torch, _ = torch_cpu
     t = torch.arange(12.0, dtype=torch.float64).reshape(3, 4)
-    out = _backends._target("numpy", None).asarray(t)
+    out = _target.target_for("numpy", None).asarray(t)
     assert isinstance(out, np.ndarray)
     assert out.ctypes.data == t.data_ptr()
     assert host_path == []
@@ -182,7 +182,7 @@ def test_torch_to_numpy_shares_memory(torch_cpu, host_path):
 def test_torch_that_requires_grad_goes_by_the_host(torch_cpu):
     torch, target = torch_cpu
     t = torch.ones(3, 2, requires_grad=True)  # DLPack refuses it; the host path detaches
-    out = _backends._target("numpy", None).asarray(t)
+    out = _target.target_for("numpy", None).asarray(t)
     np.testing.assert_array_equal(out, np.ones((3, 2), np.float32))
 
 
@@ -190,7 +190,7 @@ def test_jax_to_numpy(jax_cpu, host_path):
     jax, _ = jax_cpu
     with jax.default_device(jax.devices("cpu")[0]):  # JAX's default device may be a GPU
         j = jax.numpy.arange(12.0, dtype=jax.numpy.float32).reshape(3, 4)
-    out = _backends._target("numpy", None).asarray(j)
+    out = _target.target_for("numpy", None).asarray(j)
     assert isinstance(out, np.ndarray) and out.dtype == np.float32
     assert host_path == []
     np.testing.assert_array_equal(out, np.arange(12.0, dtype=np.float32).reshape(3, 4))
@@ -223,15 +223,15 @@ def test_any_source_reaches_the_backend_under_test(xb, source):
         x = _torch_target()[0].asarray(a.copy())
     else:
         x = _jax_target()[0].numpy.asarray(a)
-    out = _backends.Target(xb.name, xb.xp, xb.device).asarray(x, xb.xp.float32)
-    assert _backends.adapter_of(out).name == xb.name
-    assert str(_backends.device_of(out)) == str(xb.device)
+    out = _target.Target(xb.name, xb.xp, xb.device).asarray(x, xb.xp.float32)
+    assert _target.adapter_of(out).name == xb.name
+    assert str(_target.device_of(out)) == str(xb.device)
     np.testing.assert_array_equal(xb.to_numpy(out), a)
 
 
 # -- training leaves the caller's arrays alone ------------------------------------------------
 def _params(params) -> list[np.ndarray]:
-    return [np.array(_backends.to_host(a)) for pair in params for a in pair]
+    return [np.array(_target.to_host(a)) for pair in params for a in pair]
 
 
 @pytest.mark.parametrize("dtype", [None, "float32"])
@@ -251,7 +251,7 @@ def test_fit_on_torch_leaves_numpy_input_alone(torch_cpu, moons, dtype):
     assert model.loss_curve == ref.loss_curve
     for mine, theirs in zip(_params(model.params), _params(ref.params), strict=True):
         np.testing.assert_array_equal(mine, theirs)
-    np.testing.assert_array_equal(proba, _backends.to_host(ref.predict_proba(X_before)))
+    np.testing.assert_array_equal(proba, _target.to_host(ref.predict_proba(X_before)))
     np.testing.assert_array_equal(pred, ref.predict(X_before))
 
 
@@ -280,4 +280,4 @@ def test_estimator_on_torch_leaves_numpy_input_alone(torch_cpu, moons, solver):
         clf.coefs_ + clf.intercepts_, ref.coefs_ + ref.intercepts_, strict=True
     ):
         np.testing.assert_array_equal(mine, theirs)
-    np.testing.assert_array_equal(pred, _backends.to_host(ref.predict(torch.asarray(before[0]))))
+    np.testing.assert_array_equal(pred, _target.to_host(ref.predict(torch.asarray(before[0]))))

@@ -18,9 +18,9 @@ from xpnet import _files, _optim
 
 
 def _host_params(params) -> list[np.ndarray]:
-    from xpnet import _backends
+    from xpnet import _target
 
-    return [np.asarray(_backends.to_host(a)) for pair in params for a in pair]
+    return [np.asarray(_target.to_host(a)) for pair in params for a in pair]
 
 
 def _assert_same_params(a, b) -> None:

@@ -28,13 +28,13 @@ from ._exceptions import (
 from ._fit import fit
 from ._grid import ModelGrid, Results, fit_many
 from ._model import Model
+from ._version import __version__ as __version__
 
 if TYPE_CHECKING:  # loaded on first use, by __getattr__ below
     from . import plot
     from ._estimators import MLPClassifier, MLPRegressor
-    from ._io import load
+    from ._load import load
 
-__version__ = "0.1.0"
 
 __all__ = [
     "BACKENDS",
@@ -63,7 +63,7 @@ __all__ = [
 _LAZY = {
     "MLPClassifier": "._estimators",  # scikit-learn (and SciPy) come with the estimators
     "MLPRegressor": "._estimators",
-    "load": "._io",  # the file format's modules (zipfile, json, tempfile) come with it
+    "load": "._load",
     "plot": ".plot",  # a module; matplotlib itself is imported only when a plot is drawn
 }
 

@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from . import _backends, _files
+from . import _files, _target
+from ._codec import Invalid
 from ._exceptions import CheckpointMismatchError, ModelFileError
-from ._io import _Decoder, _Encoder, _Invalid
-from ._optim import OptState
-from ._train import Shuffle, TrainState, to_host, to_target
+from ._optim import OptState, opt_state_from
+from ._target import host_tree, moved
+from ._train import Shuffle, TrainState
 
 # The fields of TrainState that live on the training device.
 _ON_DEVICE = ("params", "best_params")
@@ -35,7 +36,7 @@ def data_hash(*arrays: Any) -> str:
             continue
         if hasattr(a, "toarray"):  # SciPy sparse: its dense values decide the numbers
             a = a.toarray()
-        host = np.ascontiguousarray(_backends.to_host(a))
+        host = np.ascontiguousarray(_target.to_host(a))
         if host.dtype.kind in "OU":  # labels: their text decides the classes
             host = np.array([repr(v) for v in host.tolist()]).astype("U")
         digest.update(f"{host.shape};{host.dtype.str};".encode())
@@ -64,17 +65,17 @@ def _plain(value: Any) -> Any:
 def save(path: str | os.PathLike, state: TrainState, run: dict) -> None:
     """Write ``state`` and the run's identity to ``path``, atomically."""
     host = state._replace(
-        params=to_host(state.params),
-        opt=state.opt._replace(slots=to_host(state.opt.slots)),
-        best_params=to_host(state.best_params),
+        params=host_tree(state.params),
+        opt=state.opt._replace(slots=host_tree(state.opt.slots)),
+        best_params=host_tree(state.best_params),
         shuffle=None if state.shuffle is None else tuple(state.shuffle),
     )
-    encode = _Encoder()  # the model files' encoding: arrays apart, the nesting in JSON
+    encode = _target.encoder(OptState)  # arrays apart, the nesting in JSON
     fields = {name: encode(getattr(host, name), f"state.{name}") for name in TrainState._fields}
     _files.write(path, "checkpoint", {"run": run, "state": fields}, encode.arrays)
 
 
-def load(path: str | os.PathLike, run: dict, target: _backends.Target, dtype: Any) -> Any:
+def load(path: str | os.PathLike, run: dict, target: _target.Target, dtype: Any) -> Any:
     """The state saved at ``path`` (device arrays on ``target``), or None without a file.
 
     Raises
@@ -91,19 +92,19 @@ def load(path: str | os.PathLike, run: dict, target: _backends.Target, dtype: An
     fields = archive.meta.get("state")
     try:
         if not isinstance(fields, dict) or set(fields) != set(TrainState._fields):
-            raise _Invalid("its training state does not have the fields of one")
-        decode = _Decoder(archive.arrays)
+            raise Invalid("its training state does not have the fields of one")
+        decode = _target.decoder(archive.arrays, OptState=opt_state_from)
         values = {name: decode(fields[name], f"state.{name}") for name in TrainState._fields}
         if not isinstance(values["opt"], OptState):
-            raise _Invalid("state.opt is not an optimizer state")
+            raise Invalid("state.opt is not an optimizer state")
         shuffle = values["shuffle"]
         values["shuffle"] = None if shuffle is None else Shuffle(*shuffle)
-    except (_Invalid, TypeError) as exc:
+    except (Invalid, TypeError) as exc:
         raise ModelFileError(f"{path} is not a valid xpnet checkpoint: {exc}") from None
     opt = values["opt"]
-    values["opt"] = opt._replace(slots=to_target(target, opt.slots, dtype))
+    values["opt"] = opt._replace(slots=moved(target, opt.slots, dtype))
     for name in _ON_DEVICE:
-        values[name] = to_target(target, values[name], dtype)
+        values[name] = moved(target, values[name], dtype)
     return TrainState(**values)
 
 

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import array_api_compat
 import numpy as np
 
-from . import _backends, _network, _train, _validation
+from . import _backends, _network, _steps, _target, _train, _tree, _validation
 
 
 def is_dask(x: Any) -> bool:
@@ -43,7 +43,7 @@ def wanted(X: Any, backend: Any) -> bool:
     Raises ValueError for a dask X with another backend, before anything is computed.
     """
     if backend == "dask":
-        return _backends._probe("dask").usable
+        return _backends.probe("dask").usable
     if backend is not None and is_dask(X):
         raise ValueError(
             f"X is a dask array, but backend={backend!r} trains on arrays in memory: leave "
@@ -80,7 +80,7 @@ def rows(X: Any) -> Any:
             "backend='dask' cuts a dense X into row chunks, and X is a SciPy sparse matrix: "
             "pass X.toarray() if it fits in memory, or train it on another backend"
         )
-    X = _backends.to_host(X)  # a torch or CuPy X comes to the host, as the chunks live there
+    X = _target.to_host(X)  # a torch or CuPy X comes to the host, as the chunks live there
     return _da().from_array(X, chunks=("auto", -1)).persist()
 
 
@@ -126,7 +126,7 @@ def weights(sample_weight: Any, X: Any) -> Any:
     """``sample_weight`` as a 1-D dask array chunked by X's rows; a number weighs every row
     alike, as in scikit-learn."""
     if not is_dask(sample_weight):
-        sample_weight = _backends.to_host(sample_weight)
+        sample_weight = _target.to_host(sample_weight)
         if sample_weight.ndim == 0:
             sample_weight = np.full(X.shape[0], sample_weight, dtype=np.float64)
     if sample_weight.ndim != 1:
@@ -226,7 +226,7 @@ def first_look(
 
 def _check_chunk_weights(weights: Any, first_row: int, batch_size: int) -> int:
     """Refuse an unshuffled batch of this chunk whose weights sum to zero; 0."""
-    risky = _validation.batch_weight_risk(_backends.to_host(weights), batch_size)
+    risky = _validation.batch_weight_risk(_target.to_host(weights), batch_size)
     if risky is not None:
         _validation.check_batch_weights(risky, None, batch_size, chunk=first_row)
     return 0
@@ -291,12 +291,8 @@ def _aligned(a: Any) -> Any:
 
 def _moved(xp: Any, tree: Any, like: Any) -> Any:
     """Host arrays (in nested lists and tuples) as arrays of ``like``'s namespace and device."""
-    if tree is None:
-        return None
-    if isinstance(tree, (list, tuple)):
-        moved = [_moved(xp, t, like) for t in tree]
-        return tuple(moved) if isinstance(tree, tuple) else moved
-    return xp.asarray(tree, device=array_api_compat.device(like))
+    device = array_api_compat.device(like)
+    return _tree.map(lambda a: xp.asarray(a, device=device), tree)
 
 
 def _one_hot(xp: Any, index: Any, n_classes: int, like: Any) -> Any:
@@ -315,7 +311,7 @@ def _chunk_sums(params: list, Xc: Any, index: Any, n_classes: int, activation: s
     delta = _network.out_activation(xp, "softmax", z) - Y
     grads = _network.backprop(xp, params, inputs, delta, activation, 0.0)
     total = xp.sum(_network.sample_losses(xp, "softmax", z, Y)) if loss else None
-    return _train.to_host(grads), None if total is None else float(_backends.to_host(total))
+    return _target.host_tree(grads), None if total is None else float(_target.to_host(total))
 
 
 def _first_rows(X: Any) -> list[int]:
@@ -354,7 +350,7 @@ class FullBatch:
         for more, part in parts[1:]:  # in chunk order: the same sum on every scheduler
             grads = [(dW + mW, db + mb) for (dW, db), (mW, mb) in zip(grads, more, strict=True)]
             total = None if total is None else total + part
-        xp = _backends.target_of(np.zeros(0)).xp
+        xp = _target.target_of(np.zeros(0)).xp
         grads = [(dW + self.l2 * W, db) for (dW, db), (W, _) in zip(grads, params, strict=True)]
         if total is not None:
             total = (total + float(_network.penalty(xp, params, self.l2))) / self.n
@@ -372,20 +368,15 @@ class FullBatch:
 
 
 def full_batch_problem(
-    target: _backends.Target, data: Any, optimizer: Any, activation: str, l2: float
+    target: _target.Target, data: Any, optimizer: Any, activation: str, l2: float
 ) -> _train.Problem:
     """The article's training on dask data (see :func:`xpnet._fit.prepare`) as a Problem."""
     whole = FullBatch(data.Xt, data.Y, len(data.classes), activation, l2)
-    xp = target.xp
-
-    def step(params, slots, X, Y, sw, lr):
-        params, slots = optimizer.update(xp, params, whole.gradients(params), slots, lr)
-        return params, slots, None
-
+    step = _steps.descent(target.xp, optimizer, lambda params, *_: (None, whole.gradients(params)))
     return _train.Problem(
         data=_train.Data(target, data.Xt, data.Y, None, data.Xt.shape[0]),
         optimizer=optimizer,
-        step=step,
+        step=_steps.Step(step),
         evaluate=whole.loss,
     )
 
@@ -415,16 +406,17 @@ def _chunk_epoch(
     params, opt, loss_sum = carry
     Xc = _aligned(Xc)
     xp = _namespace(Xc)
-    key = (None, None, spec.activation, spec.output, float(spec.l2), True, None)
-    step = _train._make_step(xp, spec.optimizer, key)
+    step = _steps.portable_step(
+        xp, spec.optimizer, spec.activation, spec.output, float(spec.l2), mean_gradients=True
+    )
     params = _moved(xp, params, Xc)
     opt = opt._replace(slots=_moved(xp, opt.slots, Xc))
-    Y = _moved(xp, spec.encode(np.asarray(_backends.to_host(yc))).astype(Xc.dtype), Xc)
+    Y = _moved(xp, spec.encode(np.asarray(_target.to_host(yc))).astype(Xc.dtype), Xc)
     n = Xc.shape[0]
     order = np.arange(n) if seed is None else np.random.RandomState(seed).permutation(n)
     sw = None
     if swc is not None:
-        sw = np.asarray(_backends.to_host(swc))
+        sw = np.asarray(_target.to_host(swc))
         # unshuffled batches were checked before training (first_look); shuffled ones are
         # checked here, in the task, before its chunk's first batch
         risky = None if seed is None else _validation.batch_weight_risk(sw, spec.batch_size)
@@ -442,8 +434,8 @@ def _chunk_epoch(
         params, slots, loss = step(params, opt.slots, Xb, Yb, swb, lr)
         opt = spec.optimizer.advance(opt, lr, slots)
         total = total + loss * Xb.shape[0]
-    opt = opt._replace(slots=_train.to_host(opt.slots))
-    return _train.to_host(params), opt, loss_sum + float(_backends.to_host(total))
+    opt = opt._replace(slots=_target.host_tree(opt.slots))
+    return _target.host_tree(params), opt, loss_sum + float(_target.to_host(total))
 
 
 def _chain(carry: tuple, blocks: list, seeds: list, spec: Epoch) -> Any:
@@ -457,7 +449,7 @@ def _chain(carry: tuple, blocks: list, seeds: list, spec: Epoch) -> Any:
 
 
 def minibatch_problem(
-    target: _backends.Target,
+    target: _target.Target,
     X: Any,
     y: Any,
     sample_weight: Any,
@@ -479,8 +471,8 @@ def minibatch_problem(
             order = rng.permutation(len(blocks))
             seeds = [int(s) for s in rng.randint(0, 2**31 - 1, len(blocks))]
             shuffle = _train.Shuffle(rng.get_state(), order)
-        opt = state.opt._replace(slots=_train.to_host(state.opt.slots))
-        carry = (_train.to_host(state.params), opt, 0.0)
+        opt = state.opt._replace(slots=_target.host_tree(state.opt.slots))
+        carry = (_target.host_tree(state.params), opt, 0.0)
         params, opt, loss_sum = _dask().compute(
             _chain(carry, [blocks[i] for i in order], seeds, spec)
         )[0]
@@ -520,9 +512,9 @@ def _call(Xc: Any, predict: Callable, width: int | None, dtype: Any, block_info=
     xp = _namespace(Xc)
     if xp.isdtype(Xc.dtype, "real floating"):
         finite = xp.isfinite(Xc)
-        if not bool(_backends.to_host(xp.all(finite))):
+        if not bool(_target.to_host(xp.all(finite))):
             first = block_info[0]["array-location"][0][0] if block_info else 0
-            finite = np.asarray(_backends.to_host(finite))
+            finite = np.asarray(_target.to_host(finite))
             raise ValueError(_validation._non_finite("X", finite, "predict", first))
     return predict(Xc)
 
@@ -535,7 +527,7 @@ def log(a: Any) -> Any:
 def float_dtype(X: Any, fallback: Any) -> np.dtype:
     """The dtype of float results for X: X's own when floating, else ``fallback``'s."""
     kind = np.dtype(X.dtype).kind
-    return np.dtype(X.dtype) if kind == "f" else np.dtype(_validation.dtype_name(fallback))
+    return np.dtype(X.dtype) if kind == "f" else np.dtype(_target.dtype_name(fallback))
 
 
 def computed(*arrays: Any) -> tuple:

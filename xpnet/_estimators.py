@@ -45,7 +45,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _backends, _dask, _train, _validation
+from . import _backends, _dask, _init, _steps, _target, _train, _validation
 from ._exceptions import BackendFallbackWarning, TrainingInterruptedWarning, warn
 from ._model import Model, follow, put
 from ._network import forward, loss_and_gradients, out_activation
@@ -58,7 +58,7 @@ _BACKEND_NAMES = {"auto", *_backends.BACKENDS}
 
 def _host(x: Any) -> Any:
     """``x`` as scikit-learn takes it: arrays of other backends come to the host."""
-    return x if x is None or _backends.is_host_input(x) else _backends.to_host(x)
+    return x if x is None or _target.is_host_input(x) else _target.to_host(x)
 
 
 class _BaseMLP(BaseEstimator, ABC):
@@ -94,7 +94,7 @@ class _BaseMLP(BaseEstimator, ABC):
     # -- input ------------------------------------------------------------------
     def _validate_fit_input(self, X: Any, y: Any, reset: bool) -> tuple[Any, np.ndarray]:
         """``(X, y)``: X stays where it is, y comes to the host."""
-        if _backends.is_host_input(X):
+        if _target.is_host_input(X):
             X, y = validate_data(
                 self,
                 X,
@@ -119,7 +119,7 @@ class _BaseMLP(BaseEstimator, ABC):
 
     def _predict_input(self, X: Any) -> Any:
         check_is_fitted(self)
-        if _backends.is_host_input(X):
+        if _target.is_host_input(X):
             return validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         return _validation.check_X(X, n_features=self.n_features_in_, when="predict")
 
@@ -132,13 +132,13 @@ class _BaseMLP(BaseEstimator, ABC):
             dtype = _dask.float_dtype(X, self.coefs_[0].dtype)
         return _dask.map_rows(predict, X, width, dtype)
 
-    def _compute_target(self, X: Any) -> _backends.Target:
+    def _compute_target(self, X: Any) -> _target.Target:
         """Where predictions run: X's device, or the backend asked for (no second warning)."""
         if self.backend is None:
-            return _backends.target_of(X)
+            return _target.target_of(X)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", BackendFallbackWarning)
-            return _backends.resolve(self.backend, self.device, X, True)
+            return _target.resolve(self.backend, self.device, X, True)
 
     def _model_for(self, X: Any) -> Model:
         """The fitted network as a :class:`Model` on the device where ``X`` is predicted.
@@ -147,10 +147,10 @@ class _BaseMLP(BaseEstimator, ABC):
         predicts with the parameters the estimator shows.
         """
         target = self._compute_target(X)
-        dtype = _validation.dtype_on(target, self.coefs_[0].dtype)
+        dtype = _target.dtype_on(target, self.coefs_[0].dtype)
         return Model(
             target=target,
-            params=_train.to_target(target, list(zip(self.coefs_, self.intercepts_)), dtype),
+            params=_target.moved(target, list(zip(self.coefs_, self.intercepts_)), dtype),
             dtype=dtype,
             hidden=tuple(W.shape[1] for W in self.coefs_[:-1]),
             activation=self.activation,
@@ -203,17 +203,17 @@ class _BaseMLP(BaseEstimator, ABC):
             Y = Y.reshape((-1, 1))
         if sample_weight is not None:
             holder = np.empty(
-                (n_samples, 0), dtype=X.dtype if _backends.is_host_input(X) else np.float64
+                (n_samples, 0), dtype=X.dtype if _target.is_host_input(X) else np.float64
             )
             sample_weight = _check_sample_weight(_host(sample_weight), holder)
 
-        target = _backends.resolve(
-            self.backend, self.device, None if _backends.is_host_input(X) else X, True
+        target = _target.resolve(
+            self.backend, self.device, None if _target.is_host_input(X) else X, True
         )
         if is_sparse(X) and (self.solver == "lbfgs" or not target.takes_host_sparse()):
             X = X.toarray()  # full-batch math, or a device without SciPy sparse
-        dtype = _validation.resolve_dtype(target, np.zeros(0, X.dtype) if is_sparse(X) else X, None)
-        np_dtype = np.dtype(_validation.dtype_name(dtype))
+        dtype = _target.resolve_dtype(target, np.zeros(0, X.dtype) if is_sparse(X) else X, None)
+        np_dtype = np.dtype(_target.dtype_name(dtype))
 
         self.n_outputs_ = Y.shape[1]
         layer_units = [n_features, *hidden, self.n_outputs_]
@@ -228,7 +228,7 @@ class _BaseMLP(BaseEstimator, ABC):
         else:
             Yt = target.asarray(Y.astype(np_dtype), dtype)
         swt = None if sample_weight is None else target.asarray(sample_weight, dtype)
-        params = _train.to_target(target, list(zip(self.coefs_, self.intercepts_)), dtype)
+        params = _target.moved(target, list(zip(self.coefs_, self.intercepts_)), dtype)
 
         with target.activate():  # CuPy allocates on the current device
             if self.solver in _STOCHASTIC:
@@ -236,7 +236,7 @@ class _BaseMLP(BaseEstimator, ABC):
             else:
                 params = self._fit_lbfgs(target, params, Xt, Yt, swt)
 
-        return self._set_weights(_train.to_host(params), np_dtype)
+        return self._set_weights(_target.host_tree(params), np_dtype)
 
     def _fit_dask(self, X, y, sample_weight, incremental, hidden, first_pass):
         """Mini-batch training on dask chunks (see :mod:`xpnet._dask`): each epoch one
@@ -275,9 +275,9 @@ class _BaseMLP(BaseEstimator, ABC):
         batch_size = self._batch_size(n)
         batches = None if self.shuffle else batch_size
         encode = self._dask_targets(X, y, sw, incremental, first_pass, batches)
-        target = _backends.resolve("dask", None, None, False)
-        dtype = _validation.resolve_dtype(target, np.zeros(0, X.dtype), None)
-        np_dtype = np.dtype(_validation.dtype_name(dtype))
+        target = _target.resolve("dask", None, None, False)
+        dtype = _target.resolve_dtype(target, np.zeros(0, X.dtype), None)
+        np_dtype = np.dtype(_target.dtype_name(dtype))
         layer_units = [X.shape[1], *hidden, self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
         if first_pass:
@@ -299,7 +299,7 @@ class _BaseMLP(BaseEstimator, ABC):
             one_epoch=incremental, divergence="stop", interruptible=True,
         )  # fmt: skip
         state = _train.run(state, problem, rules, self._verbose_observer(first))
-        return self._set_weights(_train.to_host(self._keep(state, first, incremental)), np_dtype)
+        return self._set_weights(_target.host_tree(self._keep(state, first, incremental)), np_dtype)
 
     def _set_weights(self, host: list, np_dtype: np.dtype):
         """Keep trained (W, b) pairs (host arrays) as coefs_ and intercepts_; self."""
@@ -317,7 +317,7 @@ class _BaseMLP(BaseEstimator, ABC):
         self.t_ = 0
         self.n_layers_ = len(layer_units)
         self.out_activation_ = self._output_name()
-        init = _train.init_glorot(layer_units, self._random_state, self.activation, dtype)
+        init = _init.init_glorot(layer_units, self._random_state, self.activation, dtype)
         self.coefs_ = [W for W, _ in init]
         self.intercepts_ = [b for _, b in init]
         if hasattr(self, "_opt_state"):
@@ -369,14 +369,14 @@ class _BaseMLP(BaseEstimator, ABC):
                     "of your dataset."
                 )
             X_val, y_val = _rows(target, Xt, val_idx), Y_host[val_idx]
-            sw_val = None if swt is None else _backends.to_host(_rows(target, swt, val_idx))
+            sw_val = None if swt is None else _target.to_host(_rows(target, swt, val_idx))
             Xt, Yt = _rows(target, Xt, train_idx), _rows(target, Yt, train_idx)
             swt = None if swt is None else _rows(target, swt, train_idx)
             n = train_idx.shape[0]
 
             def validation_score(params: list) -> float:
                 _, z = forward(target.xp, params, X_val, self.activation)
-                out = _backends.to_host(out_activation(target.xp, self.out_activation_, z))
+                out = _target.to_host(out_activation(target.xp, self.out_activation_, z))
                 return self._validation_score(y_val, out, sw_val)
 
         batch_size = self._batch_size(n)
@@ -391,7 +391,7 @@ class _BaseMLP(BaseEstimator, ABC):
         problem = _train.Problem(
             data=_train.Data(target, Xt, Yt, swt, batch_size, dtype, risky),
             optimizer=optimizer,
-            step=_train.step_for(
+            step=_steps.step_for(
                 target, optimizer, self.activation, self.out_activation_, self.alpha, True
             ),
             validation_score=validation_score,
@@ -444,7 +444,7 @@ class _BaseMLP(BaseEstimator, ABC):
         else:
             self.best_loss_ = state.best_loss
         # The rest of the state is in the fitted attributes; partial_fit carries the optimizer on.
-        self._opt_state = state.opt._replace(slots=_train.to_host(state.opt.slots))
+        self._opt_state = state.opt._replace(slots=_target.host_tree(state.opt.slots))
         if not incremental and state.stopped is None and self.n_iter_ == self.max_iter:
             warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
@@ -483,7 +483,7 @@ class _BaseMLP(BaseEstimator, ABC):
             )
         ignored = ("verbose", "checkpoint", "checkpoint_every", "backend", "device")
         settings = {k: v for k, v in self.get_params().items() if k not in ignored}
-        settings.update(estimator=type(self).__name__, dtype=_validation.dtype_name(dtype))
+        settings.update(estimator=type(self).__name__, dtype=_target.dtype_name(dtype))
         start = state.params if self.random_state is not None or self.warm_start else []
         digest = _checkpoint.data_hash(*arrays, *[a for pair in start for a in pair])
         run = _checkpoint.identity(digest, settings)
@@ -501,7 +501,7 @@ class _BaseMLP(BaseEstimator, ABC):
         """
         previous = getattr(self, "_opt_state", None)
         if incremental and previous is not None:
-            opt = previous._replace(slots=_train.to_target(target, previous.slots, dtype))
+            opt = previous._replace(slots=_target.moved(target, previous.slots, dtype))
         else:
             opt = optimizer.init(target.xp, params)
         shuffle = None
@@ -580,10 +580,10 @@ class _BaseMLP(BaseEstimator, ABC):
                     TrainingInterruptedWarning,
                 )
                 self.n_iter_ = done[0]
-                self.loss_ = float(_backends.to_host(fun(last[0])[0]))
+                self.loss_ = float(_target.to_host(fun(last[0])[0]))
                 return unpack(last[0])
         self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
-        self.loss_ = float(_backends.to_host(result.fun))
+        self.loss_ = float(_target.to_host(result.fun))
         return unpack(result.x)
 
     # -- public -----------------------------------------------------------------
@@ -617,9 +617,9 @@ class _BaseMLP(BaseEstimator, ABC):
             When a parameter or attribute holds an object a file cannot hold;
             the message names it.
         """
-        from ._io import save_estimator
+        from . import _estimator_files
 
-        return save_estimator(self, path)
+        return _estimator_files.save(self, path, (MLPClassifier, MLPRegressor))
 
     def _solver_is_stochastic(self) -> bool:
         if self.solver not in _STOCHASTIC:
@@ -637,10 +637,10 @@ class _BaseMLP(BaseEstimator, ABC):
 
 def _all_finite(params: list) -> bool:
     """Whether every weight and bias (on any device) is finite."""
-    return all(np.isfinite(_backends.to_host(a)).all() for pair in params for a in pair)
+    return all(np.isfinite(_target.to_host(a)).all() for pair in params for a in pair)
 
 
-def _rows(target: _backends.Target, a: Any, idx: np.ndarray) -> Any:
+def _rows(target: _target.Target, a: Any, idx: np.ndarray) -> Any:
     """Rows ``idx`` of ``a`` (a device array, or host sparse), read with ``take``."""
     if is_sparse(a):
         return a[idx]
@@ -906,7 +906,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         proba = self.predict_proba(X)
         if _dask.is_dask(proba):
             return _dask.log(proba)
-        return _backends.target_of(proba).xp.log(proba)
+        return _target.target_of(proba).xp.log(proba)
 
     def predict(self, X: Any) -> Any:
         """Predicted labels (or a label indicator matrix for multi-label).
@@ -923,16 +923,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         out = model._outputs(X)
         if self._label_binarizer.y_type_ in ("binary", "multiclass"):
             labels = model._labels(model._class_index(out), X)
-            return _backends.to_host(labels) if _backends.is_host_input(X) else labels
-        indicator = self._label_binarizer.inverse_transform(_backends.to_host(out))
-        return indicator if _backends.is_host_input(X) else follow(indicator, X, keep_float=False)
+            return _target.to_host(labels) if _target.is_host_input(X) else labels
+        indicator = self._label_binarizer.inverse_transform(_target.to_host(out))
+        return indicator if _target.is_host_input(X) else follow(indicator, X, keep_float=False)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy (subset accuracy for multi-label), as scikit-learn's."""
         if _dask.is_dask(X):  # before the predictions are computed
             check_consistent_length(X, y, sample_weight)
         pred, y, sample_weight = _dask.computed(self.predict(X), y, sample_weight)
-        pred = _backends.to_host(pred)
+        pred = _target.to_host(pred)
         return float(accuracy_score(_host(y), pred, sample_weight=_host(sample_weight)))
 
     def __sklearn_tags__(self):
@@ -1087,5 +1087,5 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if _dask.is_dask(X):  # before the predictions are computed
             check_consistent_length(X, y, sample_weight)
         pred, y, sample_weight = _dask.computed(self.predict(X), y, sample_weight)
-        pred = _backends.to_host(pred)
+        pred = _target.to_host(pred)
         return float(r2_score(_host(y), pred, sample_weight=_host(sample_weight)))

@@ -47,7 +47,7 @@ def write(path: str | os.PathLike, kind: str, meta: dict, arrays: dict[str, Any]
     The directory must exist.  An existing file at ``path`` is replaced only
     once the new one is complete.
     """
-    from . import __version__
+    from ._version import __version__
 
     if kind not in KINDS:
         raise ValueError(f"unknown file kind {kind!r}; one of {KINDS}")

@@ -7,18 +7,17 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _backends, _dask, _train, _validation
+from . import _dask, _init, _progress, _steps, _target, _train, _validation
 from ._exceptions import DivergenceWarning, TrainingInterruptedWarning, warn
 from ._model import Model, one_hot
-from ._network import objective
 from ._optim import SGD
-from ._train import Callback
+from ._progress import Callback
 
 
 class Prepared(NamedTuple):
     """Validated training data, on the device where training runs."""
 
-    target: _backends.Target
+    target: _target.Target
     dtype: Any
     X: Any  # the caller's X, validated
     Xt: Any  # X on the target, in dtype
@@ -59,8 +58,8 @@ def prepare(X: Any, y: Any, backend: Any, device: Any, dtype: Any, fallback: boo
     X = _validation.check_X(X)
     labels = _validation.check_labels(y, X.shape[0])
     classes, index = _validation.encode_labels(labels)
-    target = _backends.resolve(backend, device, X, fallback)
-    dtype = _validation.resolve_dtype(target, X, dtype)
+    target = _target.resolve(backend, device, X, fallback)
+    dtype = _target.resolve_dtype(target, X, dtype)
     with target.activate():  # out of device memory here is a DeviceMemoryError too
         Xt = target.asarray(X, dtype)
         Y = one_hot(target, index, len(classes), dtype)
@@ -73,30 +72,12 @@ def _prepare_dask(X: Any, y: Any, device: Any, dtype: Any) -> Prepared:
             f"backend='dask' takes no device (got {device!r}): the tasks run where the "
             "chunks are (CuPy chunks on a GPU), and the parameters stay on the client's CPU"
         )
-    target = _backends.resolve("dask", None, None, False)
+    target = _target.resolve("dask", None, None, False)
     X = _dask.check_X(X if _dask.is_dask(X) else _dask.rows(_validation.check_X(X)))
     found = _dask.labels(X, y)
-    dtype = _validation.resolve_dtype(target, np.zeros(0, X.dtype), dtype)
-    Xt = X.astype(_validation.dtype_name(dtype))
+    dtype = _target.resolve_dtype(target, np.zeros(0, X.dtype), dtype)
+    Xt = X.astype(_target.dtype_name(dtype))
     return Prepared(target, dtype, X, Xt, found.index, found.classes)
-
-
-def mean_loss(target: _backends.Target, activation: str, l2: float) -> Any:
-    """``loss(params, X, Y)``: the article's mean loss, compiled where the backend can.
-
-    Compiled functions are kept per backend, device and network, as the steps
-    are (:func:`xpnet._train.step_for`).
-    """
-    key = ("mean loss", target.name, str(target.device), activation, float(l2))
-    if key not in _train.COMPILED:
-        xp = target.xp
-
-        def loss(params, X, Y):
-            terms = dict(activation=activation, output="softmax", l2=l2)
-            return objective(xp, params, X, Y, **terms) / X.shape[0]
-
-        _train.remember(key, target.jit(loss))
-    return _train.COMPILED[key]
 
 
 def fit(
@@ -260,11 +241,11 @@ def fit(
     state, save = None, None
     if checkpointing is not None:
         state, save = resume(data, settings, *checkpointing)
-    bar = _train.progress_bar(settings["epochs"]) if verbose else None
+    bar = _progress.progress_bar(settings["epochs"]) if verbose else None
     try:
         observe = None  # nothing to tell: no per-pass calls
         if callback is not None or bar is not None:
-            observe = _train.progress_observer(settings["epochs"], callback, bar)
+            observe = _progress.progress_observer(settings["epochs"], callback, bar)
             if bar is not None and state is not None:
                 bar.update(state.epoch)  # the passes done before the checkpoint
         with data.target.quiet():  # divergence is reported below, not by the library
@@ -320,7 +301,7 @@ def resume(
 
     digest = _checkpoint.data_hash(data.Xt, data.Y, data.classes)
     run = _checkpoint.identity(
-        digest, {**settings, "dtype": _validation.dtype_name(data.dtype), "kind": "fit"}
+        digest, {**settings, "dtype": _target.dtype_name(data.dtype), "kind": "fit"}
     )
     state = _checkpoint.load(path, run, data.target, data.dtype)
     return state, lambda s: _checkpoint.save(path, s, run)
@@ -349,21 +330,20 @@ def train(
     optimizer = SGD(settings["lr"])
     if state is None:
         sizes = (data.X.shape[1], *settings["hidden"], len(data.classes))
-        init = _train.init_article(sizes, settings["seed"])
-        state = _train.start(_train.to_target(target, init, data.dtype), optimizer, target.xp)
+        init = _init.init_normal(sizes, settings["seed"])
+        state = _train.start(_target.moved(target, init, data.dtype), optimizer, target.xp)
     if target.name == "dask":
         problem = _dask.full_batch_problem(
             target, data, optimizer, settings["activation"], settings["l2"]
         )
     else:
-        loss = mean_loss(target, settings["activation"], settings["l2"])
+        loss = _steps.loss_for(target, settings["activation"], "softmax", settings["l2"])
         network = (target, optimizer, settings["activation"], "softmax", settings["l2"])
         problem = _train.Problem(
             data=_train.Data(target, data.Xt, data.Y, None, data.Xt.shape[0]),
             optimizer=optimizer,
-            step=_train.step_for(*network, False),
-            evaluate=lambda params: float(_backends.to_host(loss(params, data.Xt, data.Y))),
-            repeat=_train.repeat_for(*network),
+            step=_steps.step_for(*network, False),
+            evaluate=lambda params: float(_target.to_host(loss(params, data.Xt, data.Y))),
         )
     rules = _train.Rules(
         epochs=settings["epochs"] - state.epoch, log_every=settings["log_every"],

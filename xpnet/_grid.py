@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -30,10 +31,12 @@ from typing import Any, NamedTuple, overload
 
 import numpy as np
 
-from . import _backends, _dask, _fit, _train, _validation
+from . import _dask, _files, _fit, _init, _progress, _steps, _target, _train, _validation
+from ._codec import Invalid, is_int
+from ._exceptions import ModelFileError
 from ._fit import Prepared, check_settings, prepare
-from ._model import Model, follow
-from ._network import Wiring, backprop, forward, objective, out_activation, sample_losses
+from ._model import Model, Stored, follow
+from ._network import Wiring, backprop, forward, mean_loss, out_activation, sample_losses
 from ._optim import SGD
 
 #: The sweepable settings, in the order their product varies (the first slowest).
@@ -175,8 +178,8 @@ def _axis(name: str, value: Any) -> list | None:
     """The values of a sweep axis, or None when ``value`` is one value."""
     if isinstance(value, (list, range)):
         values = list(value)
-    elif _backends.adapter_of(value) is not None and getattr(value, "ndim", 0) == 1:
-        values = _backends.to_host(value).tolist()
+    elif _target.adapter_of(value) is not None and getattr(value, "ndim", 0) == 1:
+        values = _target.to_host(value).tolist()
     else:
         return None
     if not values:
@@ -313,7 +316,7 @@ def plan(
             budget = free // 2
         else:
             budget = _CPU_STACK_BYTES if data.target.on_host() else _UNKNOWN_DEVICE_BUDGET
-    empty = _Footprint(data.X.shape[0], np.dtype(_validation.dtype_name(data.dtype)).itemsize)
+    empty = _Footprint(data.X.shape[0], np.dtype(_target.dtype_name(data.dtype)).itemsize)
     plans = []
     for members in groups.values():
         members = sorted(members, key=lambda i: settings[i]["hidden"])
@@ -346,8 +349,8 @@ def _natively(data: Prepared, settings: list[dict], members: list[int]) -> bool:
     if len(members) > _ONE_BY_ONE and len({settings[i]["hidden"] for i in members}) == 1:
         return False
     s = settings[members[0]]
-    step = _train.step_for(data.target, SGD(s["lr"]), s["activation"], "softmax", 0.0, False)
-    return hasattr(step, "repeat")  # a native step, which brings its own loop
+    step = _steps.step_for(data.target, SGD(s["lr"]), s["activation"], "softmax", 0.0, False)
+    return step.fast
 
 
 def _layouts(forced: str | None, footprint: _Footprint) -> tuple[str, ...]:
@@ -366,7 +369,7 @@ class _Layout(ABC):
     #: The axis of the classes in the output pre-activations.
     class_axis = -1
 
-    def __init__(self, sizes: list[tuple[int, ...]], target: _backends.Target, dtype: Any) -> None:
+    def __init__(self, sizes: list[tuple[int, ...]], target: _target.Target, dtype: Any) -> None:
         self.sizes, self.target, self.dtype = sizes, target, dtype
         self.K, self.depth = len(sizes), len(sizes[0]) - 1
         self.wiring: Wiring | None = None
@@ -420,7 +423,7 @@ class _Layout(ABC):
 class _Stacked(_Layout):
     """Models on a leading axis, narrower ones padded to the widest (``padded``)."""
 
-    def __init__(self, sizes: list[tuple[int, ...]], target: _backends.Target, dtype: Any) -> None:
+    def __init__(self, sizes: list[tuple[int, ...]], target: _target.Target, dtype: Any) -> None:
         super().__init__(sizes, target, dtype)
         self.widest = [max(s[layer] for s in sizes) for layer in range(self.depth + 1)]
         if len(set(sizes)) > 1:  # 1 for each model's own units, 0 for its padding
@@ -441,7 +444,7 @@ class _Stacked(_Layout):
                 W[k, :fan_in, :fan_out] = params[layer][0]
                 b[k, 0, :fan_out] = params[layer][1]
             layers.append((W, b))
-        return _train.to_target(self.target, layers, self.dtype)
+        return _target.moved(self.target, layers, self.dtype)
 
     def per_model(self, values):
         return self.target.asarray(np.asarray(values, dtype=float)[:, None, None], self.dtype)
@@ -455,7 +458,7 @@ class _Stacked(_Layout):
 
     def mean_losses(self, params, X, Y, activation, l2):
         terms = dict(activation=activation, output="softmax", l2=l2, wiring=self.wiring)
-        return objective(self.target.xp, params, X, Y, **terms) / X.shape[0]
+        return mean_loss(self.target.xp, params, X, Y, **terms)
 
 
 class _SideBySide(_Layout):
@@ -470,7 +473,7 @@ class _SideBySide(_Layout):
 
     class_axis = -2
 
-    def __init__(self, sizes: list[tuple[int, ...]], target: _backends.Target, dtype: Any) -> None:
+    def __init__(self, sizes: list[tuple[int, ...]], target: _target.Target, dtype: Any) -> None:
         super().__init__(sizes, target, dtype)
         self.columns = []
         for layer in range(1, self.depth):
@@ -507,7 +510,7 @@ class _SideBySide(_Layout):
                 W[self._rows(layer, k), self.columns[layer][k]] = params[layer][0]
                 b[0, self.columns[layer][k]] = params[layer][1]
             layers.append((W, b))
-        return _train.to_target(self.target, layers, self.dtype)
+        return _target.moved(self.target, layers, self.dtype)
 
     def per_model(self, values):
         v = np.asarray(values, dtype=float)
@@ -563,9 +566,9 @@ def train_grid(
     models: list[Model | None] = [None] * len(settings)
     diverged_at: list[int | None] = [None] * len(settings)
     total = sum(settings[p.members[0]]["epochs"] for p in plans)
-    bar = _train.progress_bar(total) if verbose else None
+    bar = _progress.progress_bar(total) if verbose else None
     try:
-        observe = _train.progress_observer(total, None, bar) if bar is not None else None
+        observe = _progress.progress_observer(total, None, bar) if bar is not None else None
         for p in plans:
             group = [settings[i] for i in p.members]
             if p.layout == "one by one":
@@ -604,23 +607,22 @@ def _train_stack(
     first = settings[0]
     activation = first["activation"]
     stack = _LAYOUT_CLASSES[layout]([_sizes(data, s) for s in settings], target, dtype)
-    params = stack.pack([_train.init_article(_sizes(data, s), s["seed"]) for s in settings])
+    params = stack.pack([_init.init_normal(_sizes(data, s), s["seed"]) for s in settings])
     l2 = stack.per_model([s["l2"] for s in settings])
     optimizer = SGD(stack.per_model([s["lr"] for s in settings]))
     xp = target.xp
 
-    def step(params, slots, X, Y, sw, lr):
-        grads = stack.gradients(params, X, Y, activation, l2)
-        params, slots = optimizer.update(xp, params, grads, slots, lr)
-        return params, slots, None
-
+    step = _steps.descent(
+        xp,
+        optimizer,
+        lambda params, X, Y, sw: (None, stack.gradients(params, X, Y, activation, l2)),
+    )
     losses = target.jit(lambda params, X, Y: stack.mean_losses(params, X, Y, activation, l2))
     problem = _train.Problem(
         data=_train.Data(target, data.Xt, data.Y, None, data.Xt.shape[0]),
         optimizer=optimizer,
-        step=target.jit(step),
-        evaluate=lambda params: _backends.to_host(losses(params, data.Xt, data.Y)).astype(float),
-        repeat=_train.repeat(target, step if target.compiles_loops() else target.jit(step)),
+        step=_steps.declare(target, step),
+        evaluate=lambda params: _target.to_host(losses(params, data.Xt, data.Y)).astype(float),
     )
     rules = _train.Rules(epochs=first["epochs"], log_every=first["log_every"], divergence="mark")
     state = _train.start(params, optimizer, xp, n_models=len(settings))
@@ -659,10 +661,10 @@ def _row(data: Prepared, model: Model, settings: dict, diverged_at: int | None, 
 
 def _accuracy(model: Model, X: Any, Y: Any) -> float:
     """Training accuracy against the one-hot labels already on the device."""
-    index = _backends.to_host(model._class_index(model._outputs(X)))
+    index = _target.to_host(model._class_index(model._outputs(X)))
     with model._target.activate():
         labels = model._target.xp.argmax(Y, axis=-1)
-    return float(np.mean(index == _backends.to_host(labels)))
+    return float(np.mean(index == _target.to_host(labels)))
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -794,9 +796,61 @@ class ModelGrid(Sequence):
         pathlib.Path
             The path written.
         """
-        from ._io import save_grid
+        models, arrays = [], {}
+        for k, model in enumerate(self):
+            meta, more = model.record(prefix=f"m{k}.")
+            models.append(meta)
+            arrays.update(more)
+        encode = _target.encoder()
+        meta = {
+            "models": models,
+            "results": encode(self.results.to_list(), "results"),
+            "groups": encode(tuple(self.groups), "groups"),
+            "layouts": encode(tuple(self.layouts), "layouts"),
+        }
+        arrays.update(encode.arrays)
+        return _files.write(path, "grid", {"grid": meta}, arrays)
 
-        return save_grid(self, path)
+    @classmethod
+    def from_archive(
+        cls, archive: _files.Archive, where: Any, backend: Any, device: Any, fallback: bool
+    ) -> ModelGrid:
+        """The grid of ``archive``, its models placed as :func:`xpnet.load` says."""
+        meta = archive.meta.get("grid")
+        try:
+            if not isinstance(meta, dict) or not isinstance(meta.get("models"), list):
+                raise Invalid("it has no list of models")
+            decode = _target.decoder(archive.arrays)
+            rows = decode(meta.get("results"), "results")
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise Invalid("its results are not a list of rows")
+            if len(rows) != len(meta["models"]):
+                raise Invalid(f"it has {len(meta['models'])} models but {len(rows)} results rows")
+            groups = decode(meta.get("groups", {"$": "tuple", "items": []}), "groups")
+            layouts = decode(meta.get("layouts", {"$": "tuple", "items": []}), "layouts")
+            if not isinstance(groups, tuple) or not all(
+                isinstance(g, tuple) and all(is_int(i) for i in g) for g in groups
+            ):
+                raise Invalid("its groups are not tuples of model indices")
+            if not isinstance(layouts, tuple) or not all(isinstance(s, str) for s in layouts):
+                raise Invalid("its layouts are not strings")
+            stored = []
+            for k, one in enumerate(meta["models"]):
+                try:
+                    stored.append(Stored.read(one, archive.arrays, where, f"m{k}."))
+                except Invalid as exc:
+                    raise Invalid(f"model {k}: {exc}") from None
+        except Invalid as exc:
+            raise ModelFileError(f"{where} is not a valid xpnet grid: {exc}") from None
+        models = []
+        if stored:  # every model of a grid lives on one device
+            first = stored[0]
+            target = _target.placed(first.backend, first.device, backend, device, fallback)
+            models.append(first.build(target))
+            with warnings.catch_warnings():  # a dtype the backend lacks: the first model said so
+                warnings.simplefilter("ignore", UserWarning)
+                models += [s.build(target) for s in stored[1:]]
+        return cls(models, Results(rows), groups, layouts)
 
     def _working(self) -> list[Model]:
         """The models that did not diverge: the ensemble."""
@@ -836,7 +890,7 @@ class ModelGrid(Sequence):
         if not models:
             raise ValueError("this grid holds no models; there is nothing to predict with")
         X = _validation.check_X(X, n_features=models[0].n_features_in_, when="predict")
-        here = _backends.target_of(X)
+        here = _target.target_of(X)
         each = [follow(m._proba(m._outputs(X)), X, keep_float=True) for m in models]
         with here.activate():
             probas = here.xp.stack(each)
@@ -869,7 +923,7 @@ class ModelGrid(Sequence):
         models = self._working()
         first = models[0]
         X = _validation.check_X(X, n_features=first.n_features_in_, when="predict")
-        here = _backends.target_of(X)
+        here = _target.target_of(X)
         xp = here.xp
         if reduce == "mean":
             mean = self.predict_proba(X, reduce="mean")

@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 
 import array_api_compat
 
-from . import _backends
+from . import _target
 
 __all__ = ["LbfgsResult", "minimize_lbfgs"]
 
@@ -177,7 +177,7 @@ def minimize_lbfgs(
     xp = array_api_compat.array_namespace(x0)
     _check_args(xp, x0, maxiter=maxiter, maxfun=maxfun, gtol=gtol, ftol=ftol, m=m, maxls=maxls)
     eps = float(xp.finfo(x0.dtype).eps)
-    kernels = _kernels(xp, _backends.target_of(x0).adapter.jit)
+    kernels = _kernels(xp, _target.target_of(x0).adapter.jit)
     if not bool(kernels.all_finite(x0)):
         raise ValueError("x0 contains NaN or infinity; start from finite values")
 
@@ -194,7 +194,7 @@ def minimize_lbfgs(
             )
         host_f = isinstance(f, (int, float))  # a Python float needs no transfer
         summary = kernels.summary(None if host_f else f, g, d)
-        f_val, slope, gmax = _backends.to_host(summary).tolist()
+        f_val, slope, gmax = _target.to_host(summary).tolist()
         return _Point(a, x, float(f) if host_f else f_val, g, slope, gmax)
 
     here = evaluate(0.0, x0, None)
@@ -211,7 +211,7 @@ def minimize_lbfgs(
     nit = 0
     while True:
         d, stats = kernels.direction(here.g, S, Y)
-        slope0, d_norm = _backends.to_host(stats).tolist()
+        slope0, d_norm = _target.to_host(stats).tolist()
         # SciPy's first trial step moves x by unit length; later ones take the full step.
         a0 = min(1.0 / d_norm, _MAX_STEP) if nit == 0 and stored == 0 and d_norm > 0 else 1.0
         new = None

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _backends, _dask, _train, _validation
-from ._network import forward, objective, out_activation
-from ._train import to_target
+from . import _dask, _files, _target, _validation
+from ._codec import FLOATS, Invalid, is_int, is_real, labels_from_node, labels_node
+from ._exceptions import ModelFileError
+from ._network import ACTIVATIONS, OUTPUTS, forward, objective, out_activation
 
 
 class Model:
@@ -58,7 +60,7 @@ class Model:
     def __init__(
         self,
         *,
-        target: _backends.Target,
+        target: _target.Target,
         params: list,
         dtype: Any,
         hidden: tuple[int, ...],
@@ -97,7 +99,7 @@ class Model:
         return (
             f"<xpnet.Model hidden={self.hidden} activation={self.activation!r}{classes} "
             f"backend={self.backend!r} device={self.device!s} "
-            f"dtype={_validation.dtype_name(self.dtype)}>"
+            f"dtype={_target.dtype_name(self.dtype)}>"
         )
 
     # -- files and pickles --------------------------------------------------------------
@@ -120,21 +122,81 @@ class Model:
         pathlib.Path
             The path written.
         """
-        from ._io import save_model
-
-        return save_model(self, path)
+        meta, arrays = self.record()
+        return _files.write(path, "model", {"model": meta}, arrays)
 
     def __getstate__(self) -> dict:
         # The parameters travel as host arrays with the names of their backend and device,
         # never the array library itself: a pickle made on a GPU loads on a CPU-only machine.
-        from ._io import model_state
-
-        return model_state(self)
+        meta, arrays = self.record()
+        others = {k: v for k, v in vars(self).items() if k not in _RECORDED}
+        return {
+            "xpnet_model_state": _STATE_VERSION,
+            "meta": meta,
+            "arrays": arrays,
+            "others": others,
+        }
 
     def __setstate__(self, state: dict) -> None:
-        from ._io import restore_model
+        """Fill this model from :meth:`__getstate__`'s state, on the backend it was pickled
+        from (NumPy, with a :class:`~xpnet.BackendFallbackWarning`, when that is not usable)."""
+        where = "this pickled xpnet.Model"
+        if not isinstance(state, dict) or not isinstance(state.get("arrays"), dict):
+            raise ModelFileError(f"{where} is not a valid xpnet model: its state is not xpnet's")
+        version = state.get("xpnet_model_state")
+        if not is_int(version):
+            raise ModelFileError(f"{where} is not a valid xpnet model: its state has no version")
+        if version > _STATE_VERSION:
+            raise ModelFileError(
+                f"{where} was pickled by a newer xpnet (state {version!r}); upgrade xpnet to "
+                "load it"
+            )
+        archive = _files.Archive("model", {"model": state.get("meta")}, state["arrays"])
+        built = Model.from_archive(archive, where, "model", "", None, None, True)
+        self.__dict__.update(vars(built))
+        self.__dict__.update(state.get("others") or {})
 
-        restore_model(self, state)
+    def record(self, prefix: str = "") -> tuple[dict, dict[str, np.ndarray]]:
+        """The model's description (JSON-able) and its host arrays, named with ``prefix``."""
+        arrays: dict[str, np.ndarray] = {}
+        layers = [int(self.n_features_in_)]
+        for i, (W, b) in enumerate(self.params):
+            arrays[f"{prefix}W{i}"] = _target.to_host(W)
+            arrays[f"{prefix}b{i}"] = _target.to_host(b)
+            layers.append(int(arrays[f"{prefix}W{i}"].shape[1]))
+        encode = _target.encoder()
+        classes = None
+        if self.classes_ is not None:
+            classes = labels_node(np.asarray(self.classes_), f"{prefix}classes", arrays)
+        meta = {
+            "layers": layers,
+            "activation": self.activation,
+            "output": self.output,
+            "l2": float(self.l2),
+            "dtype": _target.dtype_name(self.dtype),
+            "classes": classes,
+            "settings": encode(dict(self.settings), f"{prefix}settings"),
+            "loss_curve": [[int(i), float(loss)] for i, loss in self.loss_curve],
+            "stopped": self.stopped,
+            "backend": self.backend,
+            "device": self._target.device_text(),
+        }
+        arrays.update(encode.arrays)
+        return meta, arrays
+
+    @classmethod
+    def from_archive(
+        cls, archive: _files.Archive, where: Any, what: str, prefix: str, backend: Any,
+        device: Any, fallback: bool,
+    ) -> Model:  # fmt: skip
+        """The model of ``archive`` (its description under "model"), placed as
+        :func:`xpnet.load` says; a ModelFileError names what is wrong with it."""
+        try:
+            stored = Stored.read(archive.meta.get("model"), archive.arrays, where, prefix)
+        except Invalid as exc:
+            raise ModelFileError(f"{where} is not a valid xpnet {what}: {exc}") from None
+        target = _target.placed(stored.backend, stored.device, backend, device, fallback)
+        return stored.build(target)
 
     # -- evaluation on validated input --------------------------------------------------
     def _outputs(self, X: Any) -> Any:
@@ -178,8 +240,8 @@ class Model:
     def _labels(self, index: Any, X: Any) -> Any:
         """``classes_[index]``, in X's namespace and on its device for numeric labels."""
         if self.classes_.dtype.kind not in "biuf":
-            return self.classes_[_backends.to_host(index)]
-        here = _backends.target_of(X)
+            return self.classes_[_target.to_host(index)]
+        here = _target.target_of(X)
         return here.xp.take(here.asarray(self.classes_), here.asarray(index), axis=0)
 
     # -- public ---------------------------------------------------------------------------
@@ -252,11 +314,11 @@ class Model:
             predicted, y = _dask.computed(self.predict(X), y)
             y = _validation.check_labels(y, predicted.shape[0])
             _validation.check_known_kind(y, self.classes_)
-            return float(np.mean(_backends.to_host(predicted) == y))
+            return float(np.mean(_target.to_host(predicted) == y))
         X = _validation.check_X(X, n_features=self.n_features_in_, when="predict")
         y = _validation.check_labels(y, X.shape[0])
         _validation.check_known_kind(y, self.classes_)
-        return float(np.mean(_backends.to_host(self.predict(X)) == y))
+        return float(np.mean(_target.to_host(self.predict(X)) == y))
 
     def loss(self, X: Any, y: Any) -> float:
         """The article's loss on ``(X, y)``.
@@ -287,7 +349,7 @@ class Model:
             total = objective(
                 t.xp, self.params, Xt, Y, activation=self.activation, output=self.output, l2=self.l2
             )
-        return float(_backends.to_host(total)) / X.shape[0]
+        return float(_target.to_host(total)) / X.shape[0]
 
     def _dask_loss(self, X: Any, y: Any) -> float:
         """:meth:`loss` over a dask X: one compute of the chunks' sums."""
@@ -302,11 +364,13 @@ class Model:
             )
         # the indices into y's own classes, mapped to the model's
         index = found.index.map_blocks(_reindex, np.searchsorted(self.classes_, found.classes))
-        dtype = _validation.dtype_name(self.dtype)
+        dtype = _target.dtype_name(self.dtype)
         whole = _dask.FullBatch(
             X.astype(dtype), index, len(self.classes_), self.activation, self.l2
         )
-        return whole.loss([(np.asarray(W), np.asarray(b)) for W, b in _train.to_host(self.params)])
+        return whole.loss(
+            [(np.asarray(W), np.asarray(b)) for W, b in _target.host_tree(self.params)]
+        )
 
     # -- moving -----------------------------------------------------------------------------
     def to(self, backend: str, device: Any = None, *, fallback: bool = True) -> Model:
@@ -325,14 +389,14 @@ class Model:
         BackendUnavailableError
             When the backend cannot be used and ``fallback=False``.
         """
-        target = _backends.resolve(backend, device, None, fallback)
-        return self._on(target, _validation.dtype_on(target, self.dtype, warn_if_narrower=True))
+        target = _target.resolve(backend, device, None, fallback)
+        return self._on(target, _target.dtype_on(target, self.dtype, warn_if_narrower=True))
 
-    def _on(self, target: _backends.Target, dtype: Any) -> Model:
+    def _on(self, target: _target.Target, dtype: Any) -> Model:
         """This model with its parameters moved to ``target`` as ``dtype``."""
         return Model(
             target=target,
-            params=to_target(target, self.params, dtype),
+            params=_target.moved(target, self.params, dtype),
             dtype=dtype,
             hidden=self.hidden,
             activation=self.activation,
@@ -344,6 +408,104 @@ class Model:
             settings=self.settings,
             stopped=self.stopped,
         )
+
+
+#: A pickled Model's state says which layout it has, so that later xpnets can read it.
+_STATE_VERSION = 1
+#: The attributes of a Model that its record holds; any others are pickled as they are.
+_RECORDED = frozenset(
+    ("_target", "params", "dtype", "hidden", "activation", "l2", "classes_", "n_features_in_",
+     "loss_curve", "output", "settings", "stopped")
+)  # fmt: skip
+
+
+class Stored(NamedTuple):
+    """A model's record, checked, with its host parameters."""
+
+    fields: dict
+    params: list
+    dtype: str
+    backend: str
+    device: str
+
+    @classmethod
+    def read(cls, meta: Any, arrays: dict, where: Any, prefix: str) -> Stored:
+        """The model described by ``meta`` and ``arrays``, checked; :class:`Invalid` says
+        what is wrong."""
+        if not isinstance(meta, dict):
+            raise Invalid("its model description is not a JSON object")
+        missing = [
+            k for k in ("layers", "activation", "output", "l2", "dtype", "classes", "loss_curve")
+            if k not in meta
+        ]  # fmt: skip
+        if missing:
+            raise Invalid(f"its description lacks {', '.join(missing)}")
+        layers = meta["layers"]
+        if not (
+            isinstance(layers, list) and len(layers) >= 2
+            and all(is_int(n) and n >= 1 for n in layers)
+        ):  # fmt: skip
+            raise Invalid(f"its layer sizes {layers!r} are not a list of at least 2 positive ints")
+        if meta["activation"] not in ACTIVATIONS:
+            raise Invalid(f"its activation {meta['activation']!r} is not one of {ACTIVATIONS}")
+        if meta["output"] not in OUTPUTS:
+            raise Invalid(f"its output {meta['output']!r} is not one of {OUTPUTS}")
+        l2 = meta["l2"]
+        if not is_real(l2) or not math.isfinite(l2) or l2 < 0:
+            raise Invalid(f"its l2 {l2!r} is not a non-negative number")
+        dtype = meta["dtype"]
+        if dtype not in FLOATS:
+            raise Invalid(f"its dtype {dtype!r} is not float32 or float64")
+        curve = meta["loss_curve"]
+        if not isinstance(curve, list) or not all(
+            isinstance(p, list) and len(p) == 2 and is_int(p[0]) and is_real(p[1]) for p in curve
+        ):
+            raise Invalid("its loss curve is not a list of [pass, loss] pairs")
+        stopped = meta.get("stopped")
+        if stopped is not None and not isinstance(stopped, str):
+            raise Invalid(f"its 'stopped' {stopped!r} is not a string")
+        backend, device = meta.get("backend", "numpy"), meta.get("device")
+        if not isinstance(backend, str) or not (device is None or isinstance(device, str)):
+            raise Invalid("its backend and device are not strings")
+        settings = _target.decoder(arrays)(meta.get("settings", {}), f"{prefix}settings")
+        if not isinstance(settings, dict):
+            raise Invalid("its settings are not a JSON object")
+        classes = None
+        if meta["classes"] is not None:
+            if not isinstance(meta["classes"], dict):
+                raise Invalid("its classes are not described")
+            classes = labels_from_node(meta["classes"], arrays, f"{prefix}classes")
+            if meta["output"] == "softmax" and len(classes) != layers[-1]:
+                raise Invalid(
+                    f"it has {len(classes)} classes but {layers[-1]} outputs (layer sizes {layers})"
+                )
+        names = [f"{prefix}{p}{i}" for i in range(len(layers) - 1) for p in "Wb"]
+        found = _files.require(_files.Archive("model", meta, arrays), where, names)
+        params = []
+        for i in range(len(layers) - 1):
+            W, b = found[2 * i], found[2 * i + 1]
+            for name, a, shape in ((names[2 * i], W, (layers[i], layers[i + 1])),
+                                   (names[2 * i + 1], b, (layers[i + 1],))):  # fmt: skip
+                if a.shape != shape:
+                    raise Invalid(
+                        f"{name} has shape {a.shape}, but the layer sizes {layers} need {shape}"
+                    )
+                if a.dtype != np.dtype(dtype):
+                    raise Invalid(f"{name} has dtype {a.dtype}, but the model is {dtype}")
+            params.append((W, b))
+        fields = dict(
+            hidden=tuple(layers[1:-1]), activation=meta["activation"], l2=float(l2),
+            classes=classes, n_features_in=layers[0],
+            loss_curve=[(i, float(loss)) for i, loss in curve], output=meta["output"],
+            settings=settings, stopped=stopped,
+        )  # fmt: skip
+        return cls(fields, params, dtype, backend, device or "cpu")
+
+    def build(self, target: _target.Target) -> Model:
+        """The model, its parameters moved to ``target``."""
+        dtype = _target.loaded_dtype(target, self.dtype)
+        params = _target.moved(target, self.params, dtype)
+        return Model(target=target, params=params, dtype=dtype, **self.fields)
 
 
 #: Bytes of layer values one chunk of rows may hold on the device while predicting.
@@ -363,20 +525,20 @@ def chunk_rows(model: Model) -> int:
     float size: 42,799 rows of a 2-64-2 network in float64.
     """
     widths = [model.n_features_in_, *(W.shape[-1] for W, _ in model.params)]
-    itemsize = np.dtype(_validation.dtype_name(model.dtype)).itemsize
+    itemsize = np.dtype(_target.dtype_name(model.dtype)).itemsize
     return max(1, PREDICT_CHUNK_BYTES // (itemsize * (sum(widths) + 2 * max(widths))))
 
 
-def put(target: _backends.Target, X: Any, dtype: Any) -> Any:
+def put(target: _target.Target, X: Any, dtype: Any) -> Any:
     """X on ``target`` in ``dtype``; SciPy sparse X stays sparse where the target takes it."""
     if _validation.is_sparse(X):
         if target.takes_host_sparse():
-            return X.astype(np.dtype(_validation.dtype_name(dtype)))
+            return X.astype(np.dtype(_target.dtype_name(dtype)))
         X = X.toarray()
     return target.asarray(X, dtype)
 
 
-def one_hot(target: _backends.Target, index: np.ndarray, n_classes: int, dtype: Any) -> Any:
+def one_hot(target: _target.Target, index: np.ndarray, n_classes: int, dtype: Any) -> Any:
     """One-hot rows on the target's device, built by comparison, not assignment."""
     xp = target.xp
     idx = target.asarray(index.astype(np.int32))
@@ -389,7 +551,7 @@ def follow(result: Any, X: Any, *, keep_float: bool) -> Any:
 
     Lists, SciPy sparse matrices and NumPy arrays get NumPy results.
     """
-    here = _backends.target_of(X)
+    here = _target.target_of(X)
     out = here.asarray(result)
     dtype = getattr(X, "dtype", None)
     if keep_float and dtype is not None and here.xp.isdtype(dtype, "real floating"):

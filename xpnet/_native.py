@@ -235,7 +235,7 @@ def _logistic(k: Kernels, z: Any, scratch: Any) -> None:
 
 
 # Every array an operation reads or writes must be one of the buffers, even (z > 0):
-# Step.repeat replays the operations of a pass on the same arrays.
+# Step.passes replays the operations of a pass on the same arrays.
 def _relu(k: Kernels, z: Any, scratch: Any) -> None:  # z * (z > 0), as _network._relu
     k.multiply(z, k.positive(z, scratch), z)
 
@@ -481,7 +481,7 @@ class Step:
         self._update(self.k, theta, grad, moments, lr, scratch)
         return views.params, self._pack(layout, moments), loss
 
-    def repeat(self, params, slots, X, Y, sw, lr, m):
+    def passes(self, params, slots, X, Y, sw, lr, m):
         """``m`` steps as one call, each updating one private flat vector in place."""
         layout = self._layout(params, X, Y, lr)
         if layout is None or self.mean_gradients:  # steps one by one (losses are computed)
@@ -541,7 +541,7 @@ class Step:
         """The gradient into ``grad``; the reported loss when ``mean_gradients``, else None.
 
         Without the loss, every array it writes is in ``views`` or ``grad``, and
-        every operation is one of ``k``'s (see :meth:`repeat`).
+        every operation is one of ``k``'s (see :meth:`passes`).
         """
         buffers, wide = views.buffers, views.wide
         hidden = buffers["hidden"]

@@ -26,6 +26,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from ._codec import Invalid, is_int
+
 Pairs = list  # [(W, b), ...]
 
 
@@ -47,6 +49,14 @@ class OptState(NamedTuple):
     count: int
     learning_rate: Any
     slots: Any
+
+
+def opt_state_from(fields: dict, path: str) -> OptState:
+    """An :class:`OptState` from a file's decoded fields, checked (see :mod:`xpnet._codec`)."""
+    count = fields.get("count")
+    if not is_int(count) or count < 0:
+        raise Invalid(f"{path}.count is {count!r}, not a count of updates")
+    return OptState(count, fields.get("learning_rate"), fields.get("slots"))
 
 
 def _scaled(rate: Any, n_layers: int) -> list:

@@ -11,86 +11,22 @@ between them is data (a :class:`Problem` and its :class:`Rules`), not code.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _backends
-from ._network import gradients, loss_and_gradients
+from . import _target
 from ._optim import Optimizer, OptState
+from ._steps import Step
 from ._validation import check_batch_weights, is_sparse
 
-# A step: (params, slots, X, Y, sample_weight, lr) -> (params, slots, batch loss or None).
-Step = Callable[..., tuple[list, Any, Any]]
-# Repeated steps: (params, slots, X, Y, sample_weight, lr, m) -> (params, slots) after m steps.
-Repeat = Callable[..., tuple[list, Any]]
 # An observer: (event, state, detail) for "epoch" (detail: the recorded loss or None),
 # "validation" (the score) and "plateau" (scikit-learn's message).  Observers never change
 # the state.
 Observer = Callable[[str, "TrainState", Any], Any]
-Callback = Callable[[int, float], Any]
-
-
-# -- initial parameters, drawn on the host ------------------------------------------------
-def init_article(
-    layer_sizes: Sequence[int], seed: int | None
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The article's initialisation, drawn on the host in float64.
-
-    ``W = RandomState(seed).randn(fan_in, fan_out) / sqrt(fan_in)`` for each
-    layer in order, biases zero.  Drawing on the host and transferring gives
-    every backend identical starting weights.
-    """
-    rng = np.random.RandomState(seed)
-    params = []
-    for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:], strict=True):
-        params.append((rng.randn(fan_in, fan_out) / np.sqrt(fan_in), np.zeros(fan_out)))
-    return params
-
-
-def init_glorot(
-    layer_sizes: Sequence[int], random_state: np.random.RandomState, activation: str, dtype: Any
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """scikit-learn's initialisation, drawn on the host from ``random_state``.
-
-    For each layer in order: ``W`` then ``b`` uniform in ``[-r, r]`` with
-    ``r = sqrt(k / (fan_in + fan_out))``, ``k = 2`` for the logistic
-    activation and 6 otherwise (Glorot and Bengio, 2010), drawn in float64 and
-    cast to ``dtype``.  The draws consume the stream as scikit-learn's do.
-    """
-    k = 2.0 if activation == "logistic" else 6.0
-    params = []
-    for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:], strict=True):
-        bound = np.sqrt(k / (fan_in + fan_out))
-        W = random_state.uniform(-bound, bound, (fan_in, fan_out))
-        b = random_state.uniform(-bound, bound, fan_out)
-        params.append((W.astype(dtype, copy=False), b.astype(dtype, copy=False)))
-    return params
-
-
-def to_target(target: _backends.Target, pairs: Any, dtype: Any) -> list:
-    """Move ``(W, b)`` pairs (or any nesting of lists and tuples of arrays) to ``target``."""
-    if pairs is None:
-        return None
-    if isinstance(pairs, (list, tuple)) or not hasattr(pairs, "shape"):
-        moved = [to_target(target, p, dtype) for p in pairs]
-        return tuple(moved) if isinstance(pairs, tuple) else moved
-    return target.asarray(pairs, dtype)
-
-
-def to_host(tree: Any) -> Any:
-    """NumPy copies of every array in a nesting of lists and tuples (None stays None)."""
-    if tree is None:
-        return None
-    if isinstance(tree, (list, tuple)):
-        moved = [to_host(t) for t in tree]
-        return tuple(moved) if isinstance(tree, tuple) else moved
-    return np.array(_backends.to_host(tree))
 
 
 # -- the state -------------------------------------------------------------------------------
@@ -183,7 +119,7 @@ class Data(NamedTuple):
     epoch checks its batches before the first step.
     """
 
-    target: _backends.Target
+    target: _target.Target
     X: Any
     Y: Any
     sample_weight: Any
@@ -248,118 +184,15 @@ class Data(NamedTuple):
         return self.target.xp.take(a, idx[begin:end], axis=0)
 
 
-# -- compiled steps --------------------------------------------------------------------------
-def step_for(
-    target: _backends.Target,
-    optimizer: Optimizer,
-    activation: str,
-    output: str,
-    l2: float,
-    mean_gradients: bool,
-) -> Step:
-    """The training step of one network, compiled by ``target.jit`` once per configuration.
-
-    JAX compiles on the first call of each jitted function, so the steps are
-    kept per backend, device, network and update rule: repeated fits (warm
-    starts, partial_fit, grid searches) reuse them.  The step reads only the
-    optimizer's constants (momentum, betas); the step size is an argument.
-
-    With ``mean_gradients`` (scikit-learn's rule) the gradient of the summed
-    objective is divided by the batch's total sample weight and the step
-    returns the batch's mean reported loss; otherwise (the article's rule) the
-    gradient is used as is and the loss is None.
-    """
-    key = _step_key(target, optimizer, activation, output, l2, mean_gradients)
-    if key not in COMPILED:
-        portable = _make_step(target.xp, optimizer, key)
-        native = target.native_step(
-            portable, optimizer, activation, output, float(l2), mean_gradients
-        )
-        remember(key, native if native is not None else target.jit(portable))
-    return COMPILED[key]
-
-
-def repeat_for(
-    target: _backends.Target, optimizer: Optimizer, activation: str, output: str, l2: float
-) -> Repeat:
-    """Many passes of the article's full-batch step as one call (see :class:`Problem`).
-
-    Compiled as one loop where the backend can (JAX), else a plain loop over
-    the step of :func:`step_for`; kept per configuration, as the steps are.
-    """
-    key = ("repeat", *_step_key(target, optimizer, activation, output, l2, False))
-    if key not in COMPILED:
-        one = step_for(target, optimizer, activation, output, l2, False)
-        if target.compiles_loops():  # the loop compiles with the uncompiled step inside
-            remember(key, repeat(target, _make_step(target.xp, optimizer, key[1:])))
-        else:  # a native step may bring its own loop
-            remember(key, getattr(one, "repeat", None) or repeat(target, one))
-    return COMPILED[key]
-
-
-def repeat(target: _backends.Target, step: Step) -> Repeat:
-    """``step`` (one that returns no loss) as a :data:`Repeat`, by ``target.repeat``."""
-
-    def body(carry, X, Y, sw, lr):
-        params, slots, _ = step(*carry, X, Y, sw, lr)
-        return params, slots
-
-    loop = target.repeat(body)
-    return lambda params, slots, X, Y, sw, lr, m: loop((params, slots), m, X, Y, sw, lr)
-
-
-def _step_key(target, optimizer, activation, output, l2, mean_gradients) -> tuple:
-    return (
-        target.name, str(target.device), activation, output, float(l2), mean_gradients,
-        optimizer.rule(),
-    )  # fmt: skip
-
-
-#: Compiled steps and losses, by configuration; the oldest go first past 64.
-COMPILED: dict[tuple, Callable] = {}
-
-
-def remember(key: tuple, fn: Callable) -> None:
-    COMPILED[key] = fn
-    while len(COMPILED) > 64:
-        COMPILED.pop(next(iter(COMPILED)))
-
-
-def _make_step(xp: Any, optimizer: Optimizer, key: tuple) -> Step:
-    _, _, activation, output, l2, mean_gradients, _ = key
-    terms = dict(activation=activation, output=output, l2=l2)
-    # Only the constants of the rule matter: a copy without the step size, so that the
-    # compiled step does not keep the first caller's (per-model) step sizes alive.
-    rule = dataclasses.replace(optimizer, learning_rate_init=0.0)
-
-    if mean_gradients:
-
-        def step(params, slots, X, Y, sw, lr):
-            loss, grads = loss_and_gradients(xp, params, X, Y, sample_weight=sw, **terms)
-            total = X.shape[0] if sw is None else xp.sum(sw)
-            grads = [(dW / total, db / total) for dW, db in grads]
-            params, slots = rule.update(xp, params, grads, slots, lr)
-            return params, slots, loss / total
-
-        return step
-
-    def step(params, slots, X, Y, sw, lr):
-        grads = gradients(xp, params, X, Y, sample_weight=sw, **terms)
-        params, slots = rule.update(xp, params, grads, slots, lr)
-        return params, slots, None
-
-    return step
-
-
 # -- the loop --------------------------------------------------------------------------------
 class Problem(NamedTuple):
     """What one run trains on; fixed for the run.
 
     ``evaluate(params)`` gives the loss recorded at log points when the step
     returns none (a float, or one per model as a NumPy array), and
-    ``validation_score(params)`` the early-stopping score.  ``repeat`` (see
-    :func:`repeat_for`), when given, runs the full-batch passes between two log
-    points as one call; it must equal ``step`` applied that many times.
+    ``validation_score(params)`` the early-stopping score.  A ``step`` that
+    declares ``passes`` (see :class:`xpnet._steps.Step`) runs the full-batch
+    passes between two log points as one call.
     ``epoch``, when given, runs a whole epoch as one call in place of the
     steps over ``data``'s batches (a Dask epoch is one graph): it returns the
     state after the epoch, its ``epoch``, ``samples``, ``shuffle``, ``params``
@@ -371,7 +204,6 @@ class Problem(NamedTuple):
     step: Step | None
     evaluate: Callable[[list], Any] | None = None
     validation_score: Callable[[list], float] | None = None
-    repeat: Repeat | None = None
     epoch: Callable[[TrainState], tuple[TrainState, float]] | None = None
 
 
@@ -441,19 +273,21 @@ def run(
     every = rules.checkpoint_every if save is not None else None
     state = state._replace(stopped=None)
     # Passes that record nothing and meet no stop rule can run as one call.
-    runs = problem.repeat is not None and log_every is not None and rules.tol is None
+    step = problem.step
+    runs = step is not None and step.passes is not None and log_every is not None
+    runs = runs and rules.tol is None
     runs = runs and not rules.one_epoch and optimizer.fixed_rate() and data.whole(state.shuffle)
     length, saved = 8, state.epoch
     finite = state  # the state at the last recorded finite loss (or the start)
     try:
-        with data.target.activate(), data.target.sized(_elements(state.params, data)):
+        with data.target.activate(), data.target.threads_for(_elements(state.params, data)):
             while state.stopped is None and state.epoch <= last:
                 to_log = _next_log(state.epoch, log_every, last) - state.epoch if runs else 0
                 if every is not None:  # a checkpoint falls between two passes
                     to_log = min(to_log, (state.epoch // every + 1) * every - state.epoch)
                 if to_log > 0:
                     began, m = time.perf_counter(), min(length, to_log)
-                    state = _repeat(state, problem, m)
+                    state = _passes(state, problem, m)
                     length = _next_length(length, time.perf_counter() - began)
                     events = [("epoch", state, None)] * m
                 else:
@@ -476,9 +310,8 @@ def run(
             raise
         state = state._replace(stopped="interrupted")
     finally:
-        release = getattr(problem.step, "release", None)  # a native step's buffers
-        if release is not None:
-            release()
+        if step is not None and step.release is not None:  # a fast step's buffers
+            step.release()
     if save is not None and state.epoch != saved and state.stopped != "diverged":
         save(state)
     return state
@@ -508,7 +341,7 @@ def _epoch(
     epoch = state.epoch
     state = state._replace(epoch=epoch + 1, samples=state.samples + data.n)
     if total is not None:
-        return state, float(_backends.to_host(total)) / data.n
+        return state, float(_target.to_host(total)) / data.n
     if log_every is not None and (epoch % log_every == 0 or epoch == last):
         return state, problem.evaluate(state.params)
     return state, None
@@ -545,7 +378,7 @@ def _raise_divergence(finite: TrainState, problem: Problem, epoch: int, loss: An
         f"hold the parameters after {passes}, the last with a finite loss.",
         epoch=bad,
         loss=float(bad_loss),
-        params=to_host(before.params),
+        params=_target.host_tree(before.params),
         history=list(history),
     )
 
@@ -574,11 +407,11 @@ def _next_length(length: int, seconds: float) -> int:
     return length
 
 
-def _repeat(state: TrainState, problem: Problem, m: int) -> TrainState:
-    """``m`` passes that record no loss, by ``problem.repeat``: as ``m`` single passes."""
+def _passes(state: TrainState, problem: Problem, m: int) -> TrainState:
+    """``m`` passes that record no loss, as one call of the step's ``passes``."""
     data, opt = problem.data, state.opt
     lr = problem.optimizer.step_size(opt)
-    params, slots = problem.repeat(state.params, opt.slots, data.X, data.Y, None, lr, m)
+    params, slots = problem.step.passes(state.params, opt.slots, data.X, data.Y, None, lr, m)
     state = state._replace(
         params=params,
         opt=opt._replace(count=opt.count + m, learning_rate=lr, slots=slots),
@@ -666,61 +499,4 @@ def _count_no_improvement(
     return state._replace(
         no_improvement=state.no_improvement + 1 if worse else 0,
         best_loss=min(loss, state.best_loss),
-    )
-
-
-# -- progress --------------------------------------------------------------------------------
-def progress_observer(total: int, callback: Callback | None, bar: Any | None) -> Observer:
-    """An observer that hands each recorded ``(pass, loss)`` to ``callback`` and moves ``bar``.
-
-    The bar advances in about 200 ticks rather than per pass: smooth to the
-    eye, and tqdm's per-call cost stays negligible next to a pass.  One
-    observer may follow several runs (the groups of a grid): it counts passes.
-    The first recorded loss is drawn at once (tqdm otherwise redraws at most
-    every 0.1 s, which a short run may never reach); the last is on the line
-    the bar leaves when it closes.
-    """
-    tick = max(1, total // 200)
-    seen = shown = 0
-    drawn = False
-
-    def observe(event: str, state: TrainState, loss: Any) -> None:
-        nonlocal seen, shown, drawn
-        if event != "epoch":
-            return
-        seen += 1
-        if bar is not None and (loss is not None or seen % tick == 0):
-            if loss is not None:
-                bar.set_postfix(loss=_describe(loss), refresh=False)
-            bar.update(seen - shown)
-            shown = seen
-            if loss is not None and not drawn:
-                bar.refresh()
-                drawn = True
-        if loss is not None and callback is not None:
-            callback(state.history[-1][0], loss)
-
-    return observe
-
-
-def _describe(loss: Any) -> str:
-    if np.ndim(loss) == 0:
-        return f"{float(loss):.6f}"
-    finite = np.asarray(loss)[np.isfinite(loss)]
-    return f"{finite.min():.6f}..{finite.max():.6f}" if finite.size else "nan"
-
-
-def progress_bar(total: int) -> Any:
-    """A tqdm bar of ``total`` passes on stderr, silent unless stderr is a terminal.
-
-    ``disable=None`` is tqdm's switch for that: a bar redraws itself with
-    carriage returns, which would litter a redirected log.  (In a notebook
-    ``tqdm.auto`` draws a widget, shown whatever stderr is.)  ``leave=True``
-    keeps the bar's last frame when it closes: one line with the passes done
-    and the last recorded loss.
-    """
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total, unit="pass", file=sys.stderr, dynamic_ncols=True, leave=True, disable=None
     )

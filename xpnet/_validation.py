@@ -27,8 +27,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from . import _backends
-from ._exceptions import warn
+from . import _target
 from ._network import ACTIVATIONS
 
 #: The largest value of the settings that have one: passes and intervals an int32 loop
@@ -89,7 +88,7 @@ def check_X(X: Any, *, n_features: int | None = None, when: str = "fit", name: s
     """
     if X is None:
         raise ValueError(f"{name} is None; pass a 2-D array of shape (n_samples, n_features)")
-    if _backends.adapter_of(X) is None:
+    if _target.adapter_of(X) is None:
         if is_sparse(X):
             raise ValueError(
                 f"{name} is a sparse matrix, which xpnet.fit does not take; pass {name}.toarray(), "
@@ -117,12 +116,12 @@ def check_X(X: Any, *, n_features: int | None = None, when: str = "fit", name: s
         X = _floats_from_objects(X, name)
     xp = array_api_compat.array_namespace(X)
     if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
-        shown = X.dtype if isinstance(X, np.ndarray) else dtype_name(X.dtype)
+        shown = X.dtype if isinstance(X, np.ndarray) else _target.dtype_name(X.dtype)
         raise ValueError(f"{name} must hold real numbers, got dtype {shown}; {_convert(X)}")
     if xp.isdtype(X.dtype, "real floating"):
         finite = xp.isfinite(X)
-        if not bool(_backends.to_host(xp.all(finite))):
-            raise ValueError(_non_finite(name, _backends.to_host(finite), when))
+        if not bool(_target.to_host(xp.all(finite))):
+            raise ValueError(_non_finite(name, _target.to_host(finite), when))
     if n_features is not None and X.shape[1] != n_features:
         raise ValueError(
             f"{name} has {_plural(X.shape[1], 'feature')}, but the model was fitted with "
@@ -223,8 +222,8 @@ def _on_host(y: Any, name: str) -> np.ndarray:
     """``y`` from any backend, a list or an object array, as a NumPy array on the host."""
     if y is None:
         raise ValueError(f"{name} is None; pass one label per sample")
-    if _backends.adapter_of(y) is not None:
-        y = _backends.to_host(y)
+    if _target.adapter_of(y) is not None:
+        y = _target.to_host(y)
         return _labels_from_objects(y, name) if y.dtype == object else y
     given = y
     try:
@@ -468,66 +467,3 @@ def check_float(name: str, value: Any, *, positive: bool) -> float:
         kind = "a positive" if positive else "a non-negative"
         raise ValueError(f"{name} must be {kind} finite number, got {_shown(value)}")
     return number
-
-
-# -- dtypes ----------------------------------------------------------------------------------
-_FLOATS = ("float32", "float64")
-
-
-def dtype_name(dtype: Any) -> str:
-    if isinstance(dtype, str):
-        return dtype
-    try:
-        return np.dtype(dtype).name
-    except (TypeError, ValueError):
-        return str(dtype).rsplit(".", 1)[-1]  # torch.float32 -> float32
-
-
-def dtype_on(target: _backends.Target, dtype: Any, *, warn_if_narrower: bool = False) -> Any:
-    """``dtype`` (of any backend) as an object of ``target.xp``: float64 becomes
-    float32 where the target has no float64 (with a UserWarning if asked)."""
-    name = dtype_name(dtype)
-    if name == "float64" and not target.has_float64():
-        if warn_if_narrower:
-            warn(_no_float64(target, "the model's float64 parameters become float32"), UserWarning)
-        name = "float32"
-    return getattr(target.xp, name)
-
-
-def _no_float64(target: _backends.Target, what: str) -> str:
-    return (
-        f"backend {target.name!r} on {target.device} has no float64, so {what} (for JAX, "
-        "jax.config.update('jax_enable_x64', True) enables float64)"
-    )
-
-
-def resolve_dtype(target: _backends.Target, X: Any, dtype: Any) -> Any:
-    """The floating dtype to train in, as an object of ``target.xp``.
-
-    None keeps X's float32 or float64; integers and bools become float64 where
-    the backend has it (float32 otherwise); smaller floats become float32.
-    float64 X on a device without float64 trains in float32 with a UserWarning;
-    ``dtype="float64"`` there raises ValueError.
-    """
-    if dtype is None:
-        xpX = array_api_compat.array_namespace(X)
-        name = "float64"
-        if xpX.isdtype(X.dtype, "real floating") and X.dtype != xpX.float64:
-            name = "float32"
-        if name == "float64" and not target.has_float64():
-            if xpX.isdtype(X.dtype, "real floating"):
-                warn(_no_float64(target, "float64 X trains in float32"), UserWarning)
-            name = "float32"
-    else:
-        name = dtype_name(dtype)
-        if name not in _FLOATS:
-            raise ValueError(
-                f"dtype must be float32 or float64 (or None to follow X), got {dtype!r}"
-            )
-        if name == "float64" and not target.has_float64():
-            raise ValueError(
-                f"backend {target.name!r} on {target.device} has no float64 "
-                "(for JAX, enable it with jax.config.update('jax_enable_x64', True)); "
-                "use dtype='float32', or dtype=None to train float64 X in float32 with a warning"
-            )
-    return getattr(target.xp, name)

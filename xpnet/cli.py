@@ -185,7 +185,7 @@ def _backend(args: argparse.Namespace) -> str:
     """
     if args.backend == "auto":
         return "auto"
-    info = _backends._probe(args.backend)
+    info = _backends.probe(args.backend)
     if info.usable:
         return args.backend
     reason = " ".join(str(info.reason).split())
@@ -319,7 +319,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="xpnet",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import _backends, _validation
+from . import _target, _validation
 from ._grid import ModelGrid, fit_many
 from ._model import Model
 
@@ -79,7 +79,7 @@ def _points(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
             "project the data to two dimensions first"
         )
     y = _validation.check_labels(y, X.shape[0])
-    return _backends.to_host(X), y
+    return _target.to_host(X), y
 
 
 def data(X: Any, y: Any, ax: Axes | None = None, *, cmap: str | Colormap = "Spectral") -> Axes:
@@ -139,7 +139,7 @@ def _grid_classes(
             node = xp.arange(start, stop, device=t.device)
             column, row = node % resolution, node // resolution
             pts = xp.stack([xp.take(xs, column), xp.take(ys, row)], axis=1)
-            out[start:stop] = _backends.to_host(model._class_index(model._outputs(pts)))
+            out[start:stop] = _target.to_host(model._class_index(model._outputs(pts)))
     return out.reshape(resolution, resolution)
 
 
