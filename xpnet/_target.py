@@ -181,6 +181,12 @@ def is_host_input(x: Any) -> bool:
     return adapter is None or adapter.name == "numpy"
 
 
+def for_host(x: Any) -> Any:
+    """``x`` as scikit-learn takes it: arrays of other backends come to the host; NumPy
+    arrays, lists, sparse matrices, DataFrames and None stay as they are."""
+    return x if x is None or is_host_input(x) else to_host(x)
+
+
 def device_of(x: Any) -> Any:
     return array_api_compat.device(x)
 
