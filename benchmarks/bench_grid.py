@@ -14,7 +14,7 @@ state after earlier work cannot tilt a ratio) timing only its training, the
 sides run in turn, repeated ``--repeats`` times; the table shows medians and
 ratios to the sequential fits (to one model for "thousand").  Besides the
 layout fit_many chooses, the sweep and hundred are also timed with each
-layout forced ("padded", "side by side"), which is how the choice was made.
+layout forced ("padded", "side_by_side"), which is how the choice was made.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def child(workload: str, side: str, epochs: int, backend: str) -> float:
     import warnings
 
     import xpnet
-    from xpnet import _fit, _grid
+    from xpnet import _fit, _fit_many
 
     warnings.simplefilter("ignore", xpnet.BackendFallbackWarning)
     from sklearn.datasets import make_moons
@@ -69,9 +69,9 @@ def child(workload: str, side: str, epochs: int, backend: str) -> float:
     # a forced layout, through the same path fit_many takes
     data = _fit.prepare(X, y, backend, None, None, True)
     axes = dict(hidden=3, seed=0, lr=0.01, l2=0.01, activation="tanh", epochs=epochs)
-    combos = _grid._combine({**axes, "log_every": 1000, **settings}, False)
+    combos = _fit_many._combine({**axes, "log_every": 1000, **settings}, False)
     start = time.perf_counter()
-    _grid.train_grid(data, combos, None, None, False, layout=side)
+    _fit_many.train_grid(data, combos, None, None, False, layout=side)
     return time.perf_counter() - start
 
 
@@ -101,8 +101,8 @@ def main() -> None:
         return
 
     plans = [
-        ("sweep", args.epochs, ["sequential", "fit_many", "padded", "side by side"]),
-        ("hundred", args.epochs_hundred, ["sequential", "fit_many", "padded", "side by side"]),
+        ("sweep", args.epochs, ["sequential", "fit_many", "padded", "side_by_side"]),
+        ("hundred", args.epochs_hundred, ["sequential", "fit_many", "padded", "side_by_side"]),
     ]
     if args.thousand or args.only == "thousand":
         plans.append(("thousand", args.epochs, ["one", "fit_many"]))

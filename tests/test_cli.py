@@ -22,7 +22,7 @@ import pytest
 from sklearn.datasets import make_moons
 
 import xpnet
-from xpnet import _backends, _fit, _grid, cli
+from xpnet import _backends, _fit, _fit_many, cli
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
@@ -361,7 +361,7 @@ def test_ctrl_c_outside_fit_prints_one_line_and_exits_130(where, monkeypatch, ca
         monkeypatch.setattr(cli, "_moons", press_ctrl_c)
         argv = ["demo", "--quiet"]
     else:  # while fit_many trains
-        monkeypatch.setattr(_grid, "fit_many", press_ctrl_c)
+        monkeypatch.setattr(_fit_many, "fit_many", press_ctrl_c)
         argv = ["sweep", "--quiet", "--backend", "numpy"]
     assert cli.main(argv) == 130
     assert capsys.readouterr().err == "xpnet: interrupted\n"

@@ -13,7 +13,7 @@ ON_NUMPY = os.environ.get("XPNET_TEST_BACKEND", "numpy") == "numpy"
 MODULES = [
     "xpnet._backends",
     "xpnet._fit",
-    "xpnet._grid",
+    "xpnet._fit_many",
     "xpnet._load",
     "xpnet._lbfgs",
     "xpnet.plot",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet import _fit, _grid
+from xpnet import _fit, _fit_many
 
 # The article's sweep.  At lr=0.01 these seeds stay insensitive to rounding for the
 # first 300 passes (two backends agree to 1e-11), so a grid can be held to 1e-9.
@@ -42,7 +42,7 @@ def test_each_model_equals_the_one_fit_trains_alone(xb, moons):
     assert all(m.backend == xb.name for m in grid)
 
 
-@pytest.mark.parametrize("layout", _grid.LAYOUTS)
+@pytest.mark.parametrize("layout", _fit_many.LAYOUTS)
 @pytest.mark.parametrize("activation", ["tanh", "logistic", "relu", "identity"])
 def test_every_layout_keeps_the_models_apart(xb, moons, activation, layout):
     """No padded or foreign unit reaches another model, for every activation."""
@@ -50,13 +50,13 @@ def test_every_layout_keeps_the_models_apart(xb, moons, activation, layout):
     Xb = xb.asarray(X)
     hidden = [(3, 2)] if layout == "stacked" else [(1, 4), (3, 2), (5, 1)]
     # a small step: at the article's, deeper relu and linear networks are chaotic
-    combos = _grid._combine(
+    combos = _fit_many._combine(
         dict(hidden=hidden, seed=[0, 1], lr=[0.002, 0.001], l2=[0.0, 0.05], activation=activation,
              epochs=120, log_every=40),
         False,
     )  # fmt: skip
     data = _fit.prepare(Xb, y, None, None, None, True)
-    grid = _grid.train_grid(data, combos, None, None, False, layout=layout)
+    grid = _fit_many.train_grid(data, combos, None, None, False, layout=layout)
     assert set(grid.layouts) == {layout}
     _same_as_alone(xb, grid, Xb, y)
 
@@ -70,13 +70,13 @@ def test_each_group_takes_the_layout_that_trains_it_fastest(xb, moons):
     if data.target.on_host() and xb.name in ("numpy", "torch"):
         # a native step per model beats the portable stacks, but for many equal ones
         assert ensemble.groups == ((0,), (1,), (2,), (3,))
-        assert set(ensemble.layouts) == set(sweep.layouts) == {"one by one"}
+        assert set(ensemble.layouts) == set(sweep.layouts) == {"one_by_one"}
         settings = dict(hidden=3, lr=0.01, l2=0.01, activation="tanh", epochs=5, log_every=9)
-        many = _grid._combine(dict(settings, seed=list(range(65))), False)
-        assert {p.layout for p in _grid.plan(data, many, None)} == {"stacked"}
+        many = _fit_many._combine(dict(settings, seed=list(range(65))), False)
+        assert {p.layout for p in _fit_many.plan(data, many, None)} == {"stacked"}
     else:
         assert ensemble.groups == ((0, 1, 2, 3),) and ensemble.layouts == ("stacked",)
-        assert sweep.layouts == ("side by side",)
+        assert sweep.layouts == ("side_by_side",)
 
 
 def test_models_that_differ_in_depth_activation_or_epochs_train_apart(xb, moons):
@@ -101,8 +101,8 @@ def test_chunks_under_a_memory_budget_give_the_same_models(xb, moons):
                              memory_budget=2 * one_model)  # fmt: skip
     # the CPU's native steps train models one by one, each its own group, unless a budget
     # sizes the stacks
-    assert len(whole.groups) == 1 or set(whole.layouts) == {"one by one"}
-    assert len(chunked.groups) > 1 and "one by one" not in chunked.layouts
+    assert len(whole.groups) == 1 or set(whole.layouts) == {"one_by_one"}
+    assert len(chunked.groups) > 1 and "one_by_one" not in chunked.layouts
     for a, b in zip(whole, chunked):  # other stacks sum in another order: the grid's 1e-9
         np.testing.assert_allclose(_curve(a), _curve(b), rtol=1e-9)
 
@@ -110,38 +110,38 @@ def test_chunks_under_a_memory_budget_give_the_same_models(xb, moons):
 def test_plans_follow_the_device_and_the_budget(moons, monkeypatch):
     X, y = moons
     data = _fit.prepare(X, y, "numpy", None, None, True)
-    combos = _grid._combine(
+    combos = _fit_many._combine(
         dict(hidden=list(range(1, 51)), seed=[0, 1], lr=0.01, l2=0.01, activation="tanh",
              epochs=10, log_every=10),
         False,
     )  # fmt: skip
-    cpu = _grid.plan(data, combos, None)
+    cpu = _fit_many.plan(data, combos, None)
     assert len(cpu) > 4  # cache-sized stacks on the CPU
     assert sorted(i for p in cpu for i in p.members) == list(range(100))
-    assert len(_grid.plan(data, combos, 10 * 1024**3)) == 1  # an explicit budget is kept
+    assert len(_fit_many.plan(data, combos, 10 * 1024**3)) == 1  # an explicit budget is kept
     # a GPU with 8 GiB free takes everything at once; one that says nothing, 2 GiB
     monkeypatch.setattr(type(data.target), "free_memory", lambda self: 8 * 1024**3)
     monkeypatch.setattr(type(data.target), "on_host", lambda self: False)
-    assert len(_grid.plan(data, combos, None)) == 1
+    assert len(_fit_many.plan(data, combos, None)) == 1
     monkeypatch.setattr(type(data.target), "free_memory", lambda self: None)
-    assert len(_grid.plan(data, combos, None)) == 1
+    assert len(_fit_many.plan(data, combos, None)) == 1
     # side by side, the weights grow with the square of the models: they count too
-    wide = _grid._combine(
+    wide = _fit_many._combine(
         dict(hidden=[(200 + k, 200) for k in range(40)], seed=0, lr=0.01, l2=0.01,
              activation="tanh", epochs=10, log_every=10),
         False,
     )  # fmt: skip
-    (p,) = _grid.plan(data, wide, 10 * 1024**3)
-    footprint = _grid._Footprint(200, 8)
+    (p,) = _fit_many.plan(data, wide, 10 * 1024**3)
+    footprint = _fit_many._Footprint(200, 8)
     for i in p.members:
-        footprint = footprint.add(_grid._sizes(data, wide[i]))
-    assert footprint.bytes("side by side") > 40 * 200 * 200 * 40 * 8
-    small = _grid.plan(data, wide, 64 * 1024**2)
+        footprint = footprint.add(_fit_many._sizes(data, wide[i]))
+    assert footprint.bytes("side_by_side") > 40 * 200 * 200 * 40 * 8
+    small = _fit_many.plan(data, wide, 64 * 1024**2)
     assert len(small) > 1
     for p in small:
-        footprint = _grid._Footprint(200, 8)
+        footprint = _fit_many._Footprint(200, 8)
         for i in p.members:
-            footprint = footprint.add(_grid._sizes(data, wide[i]))
+            footprint = footprint.add(_fit_many._sizes(data, wide[i]))
         assert footprint.bytes(p.layout) <= 64 * 1024**2 or len(p.members) == 1
 
 
@@ -157,20 +157,20 @@ def test_float32_grid_keeps_float32_and_follows_fit(xb, moons):
 
 # -- divergence ----------------------------------------------------------------------------
 @pytest.mark.parametrize("deep", [False, True], ids=["one-hidden", "two-hidden"])
-@pytest.mark.parametrize("layout", _grid.LAYOUTS)
+@pytest.mark.parametrize("layout", _fit_many.LAYOUTS)
 def test_a_diverging_model_does_not_stop_or_touch_the_others(xb, moons, layout, deep):
     X, y = moons
     Xb = xb.asarray(X)
     hidden = [3] if layout == "stacked" else [1, 3]
     if deep:  # errors then cross a block-diagonal hidden layer on their way back
         hidden = [(3, 2)] if layout == "stacked" else [(1, 2), (3, 2)]
-    combos = _grid._combine(
+    combos = _fit_many._combine(
         dict(hidden=hidden, seed=0, lr=[0.001, 5.0], l2=0.0, activation="identity", epochs=200,
              log_every=20),
         False,
     )  # fmt: skip
     data = _fit.prepare(Xb, y, None, None, None, True)
-    grid = _grid.train_grid(data, combos, None, None, False, layout=layout)
+    grid = _fit_many.train_grid(data, combos, None, None, False, layout=layout)
     rows = grid.results.to_list()
     for model, row in zip(grid, rows):
         if row["lr"] == 5.0:

@@ -230,7 +230,7 @@ def test_sweep_refuses_fit_options_it_cannot_use_before_training(moons, moons_mo
     def no_training(*args, **kwargs):
         raise AssertionError("sweep trained before refusing its arguments")
 
-    monkeypatch.setattr(xpnet._grid, "train_grid", no_training)
+    monkeypatch.setattr(xpnet._fit_many, "train_grid", no_training)
     cases = [
         ([moons_model], {"fit": {"epochs": 5}}, ValueError, "already trained"),
         ([moons_model, 3], {}, ValueError, "mixes trained"),

@@ -26,7 +26,8 @@ from ._exceptions import (
     TrainingInterruptedWarning,
 )
 from ._fit import fit
-from ._grid import ModelGrid, Results, fit_many
+from ._fit_many import fit_many
+from ._grid import ModelGrid, Results
 from ._model import Model
 from ._version import __version__ as __version__
 

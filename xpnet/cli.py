@@ -273,10 +273,10 @@ def _sweep(args: argparse.Namespace) -> int:
         f"{args.epochs} passes",
         flush=True,
     )
-    from . import _grid
+    from . import _fit_many
 
     start = time.perf_counter()
-    grid = _grid.fit_many(
+    grid = _fit_many.fit_many(
         X, y, hidden=list(args.hidden), epochs=args.epochs, lr=args.lr, l2=args.l2,
         seed=args.seed, backend=_backend(args), fallback=False, validation=(X_test, y_test),
         verbose=not args.quiet,

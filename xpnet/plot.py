@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _target, _validation
-from ._grid import ModelGrid, fit_many
+from ._fit_many import fit_many
+from ._grid import ModelGrid
 from ._model import Model
 
 if TYPE_CHECKING:  # only for annotations; matplotlib is imported on use
