@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet import _backends, _target
+from xpnet import _backends, _files, _target
 
 SMALL = dict(epochs=5)
 
@@ -90,6 +90,32 @@ def test_dask_not_installed_falls_back(moons, monkeypatch, fresh_probe):
     np.testing.assert_array_equal(clf.coefs_[0], on_numpy.coefs_[0])
     with pytest.raises(xpnet.BackendUnavailableError, match="dask is not installed"):
         xpnet.fit(X, y, backend="dask", fallback=False, **SMALL)
+
+
+def test_a_model_trained_on_dask_loads_without_dask_and_without_a_warning(
+    moons, monkeypatch, fresh_probe, tmp_path
+):
+    # Earlier xpnets wrote backend "dask" into the files of models trained on chunks, whose
+    # parameters were NumPy arrays all along: loading one needs no dask, and warns of nothing.
+    X, y = moons
+    path = xpnet.fit(X, y, **SMALL).save(tmp_path / "model.npz")
+    archive = _files.read(path, "model")
+    _files.write(
+        path,
+        "model",
+        {**archive.meta, "model": {**archive.meta["model"], "backend": "dask"}},
+        archive.arrays,
+    )
+
+    def no_dask():
+        raise ModuleNotFoundError("No module named 'dask'")
+
+    monkeypatch.setattr(_backends.ADAPTERS["dask"], "load", no_dask)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = xpnet.load(path)
+    assert model.backend == "numpy"
+    np.testing.assert_array_equal(model.predict(X), xpnet.load(path).predict(X))
 
 
 def test_auto_never_warns(moons):

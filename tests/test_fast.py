@@ -16,7 +16,7 @@ import pytest
 
 import xpnet
 from xpnet import _init, _optim, _steps, _target, _train
-from xpnet._model import one_hot
+from xpnet._rows import one_hot
 
 OPTIMIZERS = {
     "sgd": _optim.SGD(0.05),

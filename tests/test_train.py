@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from xpnet import _init, _optim, _steps, _target, _train
-from xpnet._model import one_hot
 from xpnet._network import objective
+from xpnet._rows import one_hot
 
 
 def _problem(xb, optimizer, *, batch_size, mean_gradients):

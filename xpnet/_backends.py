@@ -74,6 +74,11 @@ class Adapter:
     #: Whether the library's arrays mix with SciPy sparse matrices on the host.
     host_sparse: bool = False
 
+    def parameters_on(self) -> str:
+        """The backend whose arrays hold the parameters this one trains: itself, but for a
+        library that holds only the data's rows."""
+        return self.name
+
     def load(self) -> ModuleType:
         return importlib.import_module(self.module)
 
@@ -549,6 +554,9 @@ class _Dask(_NumPy):
 
     def namespace(self) -> ModuleType:
         return importlib.import_module("array_api_compat.numpy")
+
+    def parameters_on(self) -> str:
+        return "numpy"
 
     def load(self) -> ModuleType:
         importlib.import_module("dask.array")

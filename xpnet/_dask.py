@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import array_api_compat
 import numpy as np
 
-from . import _backends, _network, _steps, _target, _train, _tree, _validation
+from . import _backends, _network, _rows, _steps, _target, _train, _tree, _validation
 
 
 def is_dask(x: Any) -> bool:
@@ -519,11 +519,6 @@ def _call(Xc: Any, predict: Callable, width: int | None, dtype: Any, block_info=
     return predict(Xc)
 
 
-def log(a: Any) -> Any:
-    """The natural logarithm of a dask array, lazily."""
-    return _da().log(a)
-
-
 def float_dtype(X: Any, fallback: Any) -> np.dtype:
     """The dtype of float results for X: X's own when floating, else ``fallback``'s."""
     kind = np.dtype(X.dtype).kind
@@ -539,3 +534,144 @@ def computed(*arrays: Any) -> tuple:
     for i, value in zip(lazy, _dask().compute(*(arrays[i] for i in lazy)), strict=True):
         done[i] = value
     return tuple(done)
+
+
+# -- the source ---------------------------------------------------------------------------------
+class Chunks:
+    """Rows in the chunks of a dask array: a source of rows (see :mod:`xpnet._rows`).
+
+    The parameters live on a NumPy target on the client; a pass or an epoch is
+    one graph over the chunks, and predictions are lazy, chunk by chunk.
+    """
+
+    chunked = True
+
+    def owns(self, x: Any) -> bool:
+        """Whether ``x`` is already held in chunks (a dask array)."""
+        return is_dask(x)
+
+    def target(self) -> _target.Target:
+        """Where the parameters live: NumPy, on the client."""
+        return _target.resolve("numpy", None, None, False)
+
+    def refuse(
+        self,
+        *,
+        device: Any = None,
+        solver: str | None = None,
+        early_stopping: bool = False,
+        checkpoint: bool = False,
+        fit_many: bool = False,
+    ) -> None:
+        """Raise ValueError for an option training on chunks cannot take."""
+        if fit_many:
+            raise ValueError(
+                "fit_many does not train on dask arrays: it stacks models over data held in "
+                "one place; call xpnet.fit per setting on the dask array, or pass a NumPy array"
+            )
+        if solver is not None and solver not in ("sgd", "adam"):
+            raise ValueError(
+                f"solver={solver!r} does not train on dask arrays: it needs the whole "
+                "data for each of its many full-batch steps; use solver='adam' or 'sgd', "
+                "which train on mini-batches within each chunk"
+            )
+        if early_stopping:
+            raise ValueError(
+                "early_stopping does not work with dask input yet; hold out a dask array and "
+                "call score"
+            )
+        if checkpoint:
+            raise ValueError(
+                "checkpoint= does not work with dask input yet (a checkpoint names its data by "
+                "a hash of all of it); train without it, or on a NumPy array"
+            )
+        if device is not None and str(device) != "cpu":
+            raise ValueError(
+                f"backend='dask' takes no device (got {device!r}): the tasks run where the "
+                "chunks are (CuPy chunks on a GPU), and the parameters stay on the client's CPU"
+            )
+
+    def prepare(
+        self, X: Any, y: Any, backend: Any, device: Any, dtype: Any, fallback: bool
+    ) -> _rows.Prepared:
+        """``(X, y)`` checked in one compute; ``Xt`` is X in ``dtype``, row-chunked, and
+        ``Y`` the lazy class index of each row, chunked alike."""
+        self.refuse(device=device)
+        target = self.target()
+        X = check_X(X if is_dask(X) else rows(_validation.check_X(X)))
+        found = labels(X, y)
+        dtype = _target.resolve_dtype(target, np.zeros(0, X.dtype), dtype)
+        Xt = X.astype(_target.dtype_name(dtype))
+        return _rows.Prepared(target, dtype, X, Xt, found.index, found.classes, self)
+
+    def full_batch_problem(
+        self, data: _rows.Prepared, optimizer: Any, activation: str, l2: float
+    ) -> _train.Problem:
+        return full_batch_problem(data.target, data, optimizer, activation, l2)
+
+    def lazily(
+        self, predict: Callable, X: Any, *, n_features: int, width: int | None, dtype: Any,
+        like: Any = None,
+    ) -> Any:  # fmt: skip
+        """``predict`` of each row chunk of X, lazily: a dask array with X's row chunks, 1-D
+        when ``width`` is None.  ``dtype=float`` is X's float dtype, or ``like``'s when X is
+        not floating."""
+        X = check_X(X, n_features=n_features, when="predict")
+        if dtype is float:
+            dtype = float_dtype(X, like)
+        return map_rows(predict, X, width, dtype)
+
+    def computed(self, *arrays: Any) -> tuple:
+        return computed(*arrays)
+
+    def predictions_and_labels(self, predict: Callable, X: Any, y: Any) -> tuple:
+        """``predict(X)`` and ``y``, computed together: one compute; their lengths are
+        checked before it."""
+        n_rows, n_labels = np.shape(X)[0], np.shape(y)[0] if np.ndim(y) else 0
+        if n_rows != n_labels and not np.isnan([n_rows, n_labels]).any():
+            raise ValueError(f"X has {n_rows} samples but y has {n_labels} labels; they must match")
+        return computed(predict(X), y)
+
+    def loss(self, model: Any, X: Any, y: Any) -> float:
+        """The article's mean loss of ``model`` over a dask X: one compute of the chunks'
+        sums."""
+        X = check_X(X, n_features=model.n_features_in_, when="predict")
+        found = labels(X, y, fitting=False)
+        _validation.check_known_kind(found.classes, model.classes_)
+        _validation.check_known_labels(found.classes, model.classes_)
+        # the indices into y's own classes, mapped to the model's
+        index = found.index.map_blocks(_reindex, np.searchsorted(model.classes_, found.classes))
+        Xt = X.astype(_target.dtype_name(model.dtype))
+        whole = FullBatch(Xt, index, len(model.classes_), model.activation, model.l2)
+        return whole.loss(_target.host_tree(model.params))
+
+    # -- the estimators' input ----------------------------------------------------------
+    def from_memory(self, X: Any) -> Any:
+        return rows(X)
+
+    def check_X(self, X: Any, **how: Any) -> Any:
+        return check_X(X, **how)
+
+    def weights(self, sample_weight: Any, X: Any) -> Any:
+        return None if sample_weight is None else weights(sample_weight, X)
+
+    def align(self, a: Any, X: Any, name: str) -> Any:
+        return align(a, X, name)
+
+    def check_targets(self, X: Any, y: Any, sw: Any, *, classes: bool, batches: Any) -> tuple:
+        return first_look(X, y, sw, classes=classes, batches=batches)
+
+    def minibatch_problem(
+        self, target: Any, X: Any, y: Any, sw: Any, optimizer: Any, activation: str,
+        output: str, l2: float, batch_size: int, encode: Callable,
+    ) -> _train.Problem:  # fmt: skip
+        spec = Epoch(optimizer, activation, output, l2, batch_size, encode)
+        return minibatch_problem(target, X, y, sw, spec)
+
+
+def _reindex(index: np.ndarray, mapping: np.ndarray) -> np.ndarray:
+    return mapping[index].astype(np.int32)
+
+
+#: The source of rows in dask chunks.
+CHUNKS = Chunks()

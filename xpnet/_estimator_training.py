@@ -25,7 +25,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, column_or_1d, validate_data
 
-from . import _dask, _init, _steps, _target, _train, _validation
+from . import _init, _sources, _steps, _target, _train, _validation
 from ._exceptions import TrainingInterruptedWarning, warn
 from ._model import put
 from ._network import forward, loss_and_gradients, out_activation
@@ -87,8 +87,9 @@ def fit(est, X: Any, y: Any, sample_weight: Any, incremental: bool):
             "use solver='sgd' or 'adam', or leave checkpoint=None"
         )
     first_pass = not hasattr(est, "coefs_") or (not est.warm_start and not incremental)
-    if _dask.wanted(X, est.backend):
-        return _fit_chunks(est, X, y, sample_weight, incremental, hidden, first_pass)
+    source = _sources.source_of(X, backend=est.backend)
+    if source.chunked:
+        return _fit_chunks(est, source, X, y, sample_weight, incremental, hidden, first_pass)
     X, y = validate_fit_input(est, X, y, reset=first_pass)
     n_samples, n_features = X.shape
     Y = est._encode_y(y, incremental, first_pass)
@@ -128,44 +129,31 @@ def fit(est, X: Any, y: Any, sample_weight: Any, incremental: bool):
     return _set_weights(est, _target.host_tree(params), np_dtype)
 
 
-def _fit_chunks(est, X, y, sample_weight, incremental, hidden, first_pass):
-    """Mini-batch training on dask chunks (see :mod:`xpnet._dask`): each epoch one
-    graph, the chunks in a shuffled order, batches drawn within each chunk."""
-    if est.solver not in STOCHASTIC:
-        raise ValueError(
-            f"solver={est.solver!r} does not train on dask arrays: it needs the whole "
-            "data for each of its many full-batch steps; use solver='adam' or 'sgd', "
-            "which train on mini-batches within each chunk"
-        )
-    for name, value, why in (
-        ("early_stopping", est.early_stopping, "hold out a dask array and call score"),
-        ("checkpoint", est.checkpoint is not None and not incremental, "train without it"),
-    ):
-        if value:
-            raise ValueError(f"{name} does not work with dask input yet; {why}")
-    if est.device is not None and str(est.device) != "cpu":
-        raise ValueError(
-            f"backend='dask' takes no device (got {est.device!r}): the tasks run where "
-            "the chunks are, and the parameters stay on the client's CPU"
-        )
-    given_dask = _dask.is_dask(X)
-    if not given_dask:  # backend="dask" with in-memory data: cut it into row chunks
+def _fit_chunks(est, source, X, y, sample_weight, incremental, hidden, first_pass):
+    """Mini-batch training on rows held in chunks by ``source``: each epoch one graph, the
+    chunks in a shuffled order, batches drawn within each chunk."""
+    source.refuse(
+        solver=est.solver, early_stopping=est.early_stopping, device=est.device,
+        checkpoint=est.checkpoint is not None and not incremental,
+    )  # fmt: skip
+    given_in_chunks = source.owns(X)
+    if not given_in_chunks:  # in-memory data: cut it into row chunks
         X, y = validate_fit_input(est, X, y, reset=first_pass)  # keeps column names
-        X = _dask.rows(X)
-    X = _dask.check_X(X, n_features=None if first_pass else est.n_features_in_)
+        X = source.from_memory(X)
+    X = source.check_X(X, n_features=None if first_pass else est.n_features_in_)
     if first_pass:
         est.n_features_in_ = X.shape[1]
-        if given_dask and hasattr(est, "feature_names_in_"):  # a dask array has none
+        if given_in_chunks and hasattr(est, "feature_names_in_"):  # chunks have no names
             del est.feature_names_in_
-    sw = None if sample_weight is None else _dask.weights(sample_weight, X)
-    y = _dask.align(y, X, "y")
+    sw = source.weights(sample_weight, X)
+    y = source.align(y, X, "y")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     n = X.shape[0]
     batch_size = _batch_size(est, n)
     batches = None if est.shuffle else batch_size
-    encode = est._dask_targets(X, y, sw, incremental, first_pass, batches)
-    target = _target.resolve("dask", None, None, False)
+    encode = est._chunked_targets(source, X, y, sw, incremental, first_pass, batches)
+    target = source.target()
     dtype = _target.resolve_dtype(target, np.zeros(0, X.dtype), None)
     np_dtype = np.dtype(_target.dtype_name(dtype))
     layer_units = [X.shape[1], *hidden, est.n_outputs_]
@@ -178,12 +166,12 @@ def _fit_chunks(est, X, y, sample_weight, incremental, hidden, first_pass):
     optimizer = _optimizer_of(est)
     state = _resume_state(est, target, params, optimizer, incremental, np_dtype, n)
     first = state.epoch
-    spec = _dask.Epoch(
-        optimizer, est.activation, est.out_activation_, est.alpha, batch_size, encode
-    )
     X = X.astype(np_dtype)
     sw = None if sw is None else sw.astype(np_dtype)
-    problem = _dask.minibatch_problem(target, X, y, sw, spec)
+    problem = source.minibatch_problem(
+        target, X, y, sw, optimizer, est.activation, est.out_activation_, est.alpha,
+        batch_size, encode,
+    )  # fmt: skip
     rules = _train.Rules(
         epochs=est.max_iter, tol=est.tol, n_iter_no_change=est.n_iter_no_change,
         one_epoch=incremental, divergence="stop", interruptible=True,

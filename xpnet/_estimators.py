@@ -40,7 +40,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _backends, _dask, _estimator_training, _target, _validation
+from . import _backends, _estimator_training, _sources, _target, _validation
 from ._estimator_training import STOCHASTIC
 from ._exceptions import BackendFallbackWarning
 from ._model import Model, follow
@@ -129,10 +129,10 @@ class _BaseMLP(BaseEstimator, ABC):
         """y as the network's target matrix (labels binarised for a classifier)."""
 
     @abstractmethod
-    def _dask_targets(self, X, y, sw, incremental: bool, first_pass: bool, batches) -> Any:
-        """Check dask (X, y, sw) in one compute, set the label encoding and ``n_outputs_``;
-        the function from a chunk's y to its target matrix.  ``batches``: the batch size
-        whose unshuffled batches' weights to check (see :func:`_dask.first_look`), or None."""
+    def _chunked_targets(self, source, X, y, sw, incremental, first_pass, batches) -> Any:
+        """Check (X, y, sw) held in chunks by ``source`` in one compute, set the label
+        encoding and ``n_outputs_``; the function from a chunk's y to its target matrix.
+        ``batches``: the batch size whose unshuffled batches' weights to check, or None."""
 
     @abstractmethod
     def _validation_score(self, y_val: Any, out: np.ndarray, sw: Any) -> float:
@@ -146,14 +146,21 @@ class _BaseMLP(BaseEstimator, ABC):
             return validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         return _validation.check_X(X, n_features=self.n_features_in_, when="predict")
 
-    def _dask_rows(self, predict: Any, X: Any, width: int | None, dtype: Any) -> Any:
-        """``predict`` of each row chunk of a dask X, lazily (float: X's float dtype, else
-        the fitted weights')."""
-        check_is_fitted(self)
-        X = _dask.check_X(X, n_features=self.n_features_in_, when="predict")
-        if dtype is float:
-            dtype = _dask.float_dtype(X, self.coefs_[0].dtype)
-        return _dask.map_rows(predict, X, width, dtype)
+    def _lazily(self, predict: Any, X: Any, width: int | None, dtype: Any) -> Any:
+        """``predict`` of each row chunk of X held in chunks, lazily (float: X's float dtype,
+        else the fitted weights'); None for X in memory.  The estimator is fitted."""
+        source = _sources.source_of(X)
+        how = dict(n_features=self.n_features_in_, width=width, dtype=dtype)
+        return source.lazily(predict, X, **how, like=self.coefs_[0].dtype)
+
+    def _scored(self, X: Any, y: Any, sample_weight: Any) -> tuple:
+        """The predictions of X, y and the weights, on the host for scikit-learn's metrics;
+        lazy ones computed together."""
+        source = _sources.source_of(X, y, sample_weight)
+        if source.chunked:  # before the predictions are computed
+            check_consistent_length(X, y, sample_weight)
+        pred, y, sample_weight = source.computed(self.predict(X), y, sample_weight)
+        return _target.to_host(pred), _target.for_host(y), _target.for_host(sample_weight)
 
     def _compute_target(self, X: Any) -> _target.Target:
         """Where predictions run: X's device, or the backend asked for (no second warning)."""
@@ -251,6 +258,11 @@ class _BaseMLP(BaseEstimator, ABC):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def _as_column(y: np.ndarray) -> np.ndarray:
+    """Regression targets as the network's target matrix: one column per output."""
+    return y.reshape(-1, 1) if y.ndim == 1 else y
 
 
 def _signature_with_loss() -> inspect.Signature:
@@ -368,13 +380,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             Y[start : start + rows] = binarize(y[start : start + rows])
         return Y
 
-    def _dask_targets(self, X, y, sw, incremental, first_pass, batches):
+    def _chunked_targets(self, source, X, y, sw, incremental, first_pass, batches):
         if y.ndim != 1:
             raise ValueError(
-                f"y must be 1-D on dask (one label per sample), got shape {tuple(y.shape)}; "
+                f"y must be 1-D in chunks (one label per sample), got shape {tuple(y.shape)}; "
                 "multi-label targets train on in-memory arrays only"
             )
-        found, _ = _dask.first_look(X, y, sw, classes=True, batches=batches)
+        found, _ = source.check_targets(X, y, sw, classes=True, batches=batches)
         found = _validation.check_labels(found, found.shape[0])
         check_classification_targets(found)
         self._encode_y(found, incremental, first_pass)
@@ -429,11 +441,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         ``classes`` (all the labels) is required on the first call.
         """
-        if not _dask.is_dask(y):
+        chunked = _sources.source_of(y).chunked
+        if not chunked:
             y = _target.for_host(y)  # labels live on the host, as classes_ does
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
-            if not _dask.is_dask(y) and type_of_target(y).startswith("multilabel"):
+            if not chunked and type_of_target(y).startswith("multilabel"):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
@@ -444,8 +457,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Returns an array in X's namespace, on X's device, in X's float dtype.
         """
-        if _dask.is_dask(X):
-            return self._dask_rows(self.predict_proba, X, max(len(self.classes_), 2), float)
+        check_is_fitted(self)
+        lazy = self._lazily(self.predict_proba, X, max(len(self.classes_), 2), float)
+        if lazy is not None:
+            return lazy
         X = self._predict_input(X)
         model = self._model_for(X)
         return follow(model._proba(model._outputs(X)), X, keep_float=True)
@@ -453,9 +468,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def predict_log_proba(self, X: Any) -> Any:
         """The logarithm of :meth:`predict_proba`."""
         proba = self.predict_proba(X)
-        if _dask.is_dask(proba):
-            return _dask.log(proba)
-        return _target.target_of(proba).xp.log(proba)
+        return _target.target_of(proba).xp.log(proba)  # lazily too, for rows in chunks
 
     def predict(self, X: Any) -> Any:
         """Predicted labels (or a label indicator matrix for multi-label).
@@ -463,10 +476,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Numeric labels come back in X's namespace and on its device; others as
         a NumPy array.
         """
-        if _dask.is_dask(X):
-            multilabel = self._label_binarizer.y_type_ not in ("binary", "multiclass")
-            width = len(self.classes_) if multilabel else None
-            return self._dask_rows(self.predict, X, width, self.classes_.dtype)
+        check_is_fitted(self)
+        multilabel = self._label_binarizer.y_type_ not in ("binary", "multiclass")
+        width = len(self.classes_) if multilabel else None
+        lazy = self._lazily(self.predict, X, width, self.classes_.dtype)
+        if lazy is not None:
+            return lazy
         X = self._predict_input(X)
         model = self._model_for(X)
         out = model._outputs(X)
@@ -478,13 +493,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy (subset accuracy for multi-label), as scikit-learn's."""
-        if _dask.is_dask(X):  # before the predictions are computed
-            check_consistent_length(X, y, sample_weight)
-        pred, y, sample_weight = _dask.computed(self.predict(X), y, sample_weight)
-        pred = _target.to_host(pred)
-        return float(
-            accuracy_score(_target.for_host(y), pred, sample_weight=_target.for_host(sample_weight))
-        )
+        pred, y, sample_weight = self._scored(X, y, sample_weight)
+        return float(accuracy_score(y, pred, sample_weight=sample_weight))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -523,12 +533,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             raise ValueError("loss='poisson' needs non-negative targets y; found negative values")
         return y
 
-    def _dask_targets(self, X, y, sw, incremental, first_pass, batches):
-        _, negatives = _dask.first_look(X, y, sw, classes=False, batches=batches)
+    def _chunked_targets(self, source, X, y, sw, incremental, first_pass, batches):
+        _, negatives = source.check_targets(X, y, sw, classes=False, batches=batches)
         if self.loss == "poisson" and negatives:
             raise ValueError("loss='poisson' needs non-negative targets y; found negative values")
         self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
-        return _dask.column
+        return _as_column
 
     def _validation_score(self, y_val: Any, out: np.ndarray, sw: Any) -> float:
         if not np.isfinite(out).all():
@@ -572,9 +582,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def predict(self, X: Any) -> Any:
         """Predicted values, in X's namespace, on X's device, in X's float dtype."""
-        if _dask.is_dask(X):
-            width = None if self.n_outputs_ == 1 else self.n_outputs_
-            return self._dask_rows(self.predict, X, width, float)
+        check_is_fitted(self)
+        width = None if self.n_outputs_ == 1 else self.n_outputs_
+        lazy = self._lazily(self.predict, X, width, float)
+        if lazy is not None:
+            return lazy
         X = self._predict_input(X)
         model = self._model_for(X)
         out = model._outputs(X)
@@ -585,10 +597,5 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """The coefficient of determination R^2, as scikit-learn's."""
-        if _dask.is_dask(X):  # before the predictions are computed
-            check_consistent_length(X, y, sample_weight)
-        pred, y, sample_weight = _dask.computed(self.predict(X), y, sample_weight)
-        pred = _target.to_host(pred)
-        return float(
-            r2_score(_target.for_host(y), pred, sample_weight=_target.for_host(sample_weight))
-        )
+        pred, y, sample_weight = self._scored(X, y, sample_weight)
+        return float(r2_score(y, pred, sample_weight=sample_weight))

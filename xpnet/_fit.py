@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
-
-from . import _dask, _init, _progress, _steps, _target, _train, _validation
+from . import _init, _progress, _sources, _target, _train, _validation
 from ._exceptions import DivergenceWarning, TrainingInterruptedWarning, warn
-from ._model import Model, one_hot
+from ._model import Model
 from ._optim import SGD
 from ._progress import Callback
-
-
-class Prepared(NamedTuple):
-    """Validated training data, on the device where training runs."""
-
-    target: _target.Target
-    dtype: Any
-    X: Any  # the caller's X, validated
-    Xt: Any  # X on the target, in dtype
-    Y: Any  # one-hot labels on the target, in dtype
-    classes: np.ndarray
+from ._rows import Prepared
 
 
 def check_settings(
@@ -48,36 +36,10 @@ def check_settings(
 
 
 def prepare(X: Any, y: Any, backend: Any, device: Any, dtype: Any, fallback: bool) -> Prepared:
-    """Check ``(X, y)``, choose where to train, and put the data there.
-
-    On dask (see :mod:`xpnet._dask`) ``Xt`` is X as a row-chunked dask array in
-    ``dtype`` and ``Y`` the lazy class index of each row, chunked alike.
-    """
-    if _dask.wanted(X, backend):
-        return _prepare_dask(X, y, device, dtype)
-    X = _validation.check_X(X)
-    labels = _validation.check_labels(y, X.shape[0])
-    classes, index = _validation.encode_labels(labels)
-    target = _target.resolve(backend, device, X, fallback)
-    dtype = _target.resolve_dtype(target, X, dtype)
-    with target.activate():  # out of device memory here is a DeviceMemoryError too
-        Xt = target.asarray(X, dtype)
-        Y = one_hot(target, index, len(classes), dtype)
-    return Prepared(target, dtype, X, Xt, Y, classes)
-
-
-def _prepare_dask(X: Any, y: Any, device: Any, dtype: Any) -> Prepared:
-    if device is not None and str(device) != "cpu":
-        raise ValueError(
-            f"backend='dask' takes no device (got {device!r}): the tasks run where the "
-            "chunks are (CuPy chunks on a GPU), and the parameters stay on the client's CPU"
-        )
-    target = _target.resolve("dask", None, None, False)
-    X = _dask.check_X(X if _dask.is_dask(X) else _dask.rows(_validation.check_X(X)))
-    found = _dask.labels(X, y)
-    dtype = _target.resolve_dtype(target, np.zeros(0, X.dtype), dtype)
-    Xt = X.astype(_target.dtype_name(dtype))
-    return Prepared(target, dtype, X, Xt, found.index, found.classes)
+    """Check ``(X, y)``, choose where to train, and put the data there, as the source of
+    the rows does it (see :mod:`xpnet._rows`)."""
+    source = _sources.source_of(X, backend=backend)
+    return source.prepare(X, y, backend, device, dtype, fallback)
 
 
 def fit(
@@ -232,11 +194,7 @@ def fit(
     if callback is not None and not callable(callback):
         raise ValueError(f"callback must be callable as callback(pass, loss), got {callback!r}")
     checkpointing = _checkpointing(checkpoint, checkpoint_every, settings["log_every"])
-    if checkpointing is not None and _dask.wanted(X, backend):
-        raise ValueError(
-            "checkpoint= does not work with dask input yet (a checkpoint names its data by a "
-            "hash of all of it); train without it, or on a NumPy array"
-        )
+    _sources.source_of(X, backend=backend).refuse(checkpoint=checkpointing is not None)
     data = prepare(X, y, backend, device, dtype, fallback)
     state, save = None, None
     if checkpointing is not None:
@@ -332,19 +290,9 @@ def train(
         sizes = (data.X.shape[1], *settings["hidden"], len(data.classes))
         init = _init.init_normal(sizes, settings["seed"])
         state = _train.start(_target.moved(target, init, data.dtype), optimizer, target.xp)
-    if target.name == "dask":
-        problem = _dask.full_batch_problem(
-            target, data, optimizer, settings["activation"], settings["l2"]
-        )
-    else:
-        loss = _steps.loss_for(target, settings["activation"], "softmax", settings["l2"])
-        network = (target, optimizer, settings["activation"], "softmax", settings["l2"])
-        problem = _train.Problem(
-            data=_train.Data(target, data.Xt, data.Y, None, data.Xt.shape[0]),
-            optimizer=optimizer,
-            step=_steps.step_for(*network, False),
-            evaluate=lambda params: float(_target.to_host(loss(params, data.Xt, data.Y))),
-        )
+    problem = data.source.full_batch_problem(
+        data, optimizer, settings["activation"], settings["l2"]
+    )
     rules = _train.Rules(
         epochs=settings["epochs"] - state.epoch, log_every=settings["log_every"],
         divergence=divergence, interruptible=interruptible, checkpoint_every=checkpoint_every,

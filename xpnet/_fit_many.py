@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _dask, _fit, _init, _layouts, _progress, _steps, _target, _train, _validation
+from . import _fit, _init, _layouts, _progress, _sources, _steps, _target, _train, _validation
 from ._fit import Prepared, check_settings, prepare
 from ._grid import ModelGrid, Results
 from ._model import Model
@@ -149,11 +149,7 @@ def fit_many(
     )  # fmt: skip
     if memory_budget is not None:
         memory_budget = _validation.check_int("memory_budget", memory_budget, 1)
-    if _dask.wanted(X, backend):
-        raise ValueError(
-            "fit_many does not train on dask arrays: it stacks models over data held in one "
-            "place; call xpnet.fit per setting on the dask array, or pass a NumPy array"
-        )
+    _sources.source_of(X, backend=backend).refuse(fit_many=True)
     data = prepare(X, y, backend, device, dtype, fallback)
     if validation is not None:
         validation = _check_validation(validation, data.X.shape[1], data.classes)

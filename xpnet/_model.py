@@ -9,10 +9,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _dask, _files, _target, _validation
+from . import _files, _sources, _target, _validation
 from ._codec import FLOATS, Invalid, is_int, is_real, labels_from_node, labels_node
 from ._exceptions import ModelFileError
-from ._network import ACTIVATIONS, OUTPUTS, forward, objective, out_activation
+from ._network import ACTIVATIONS, OUTPUTS, forward, mean_loss, out_activation
+from ._rows import one_hot
 
 
 class Model:
@@ -265,10 +266,10 @@ class Model:
             Before any work, unless ``X`` is a non-empty 2-D array of real
             numbers, all finite, with :attr:`n_features_in_` columns.
         """
-        if _dask.is_dask(X):  # lazily, chunk by chunk, each as an in-memory X
-            X = _dask.check_X(X, n_features=self.n_features_in_, when="predict")
-            width = max(len(self.classes_), 2)
-            return _dask.map_rows(self.predict_proba, X, width, _dask.float_dtype(X, self.dtype))
+        width = max(len(self.classes_), 2)
+        lazy = self._lazily(self.predict_proba, X, width=width, dtype=float, like=self.dtype)
+        if lazy is not None:  # rows in chunks: each chunk predicted as an in-memory X
+            return lazy
         X = _validation.check_X(X, n_features=self.n_features_in_, when="predict")
         return follow(self._proba(self._outputs(X)), X, keep_float=True)
 
@@ -287,9 +288,9 @@ class Model:
         ValueError
             As :meth:`predict_proba`.
         """
-        if _dask.is_dask(X):
-            X = _dask.check_X(X, n_features=self.n_features_in_, when="predict")
-            return _dask.map_rows(self.predict, X, None, self.classes_.dtype)
+        lazy = self._lazily(self.predict, X, width=None, dtype=self.classes_.dtype)
+        if lazy is not None:
+            return lazy
         X = _validation.check_X(X, n_features=self.n_features_in_, when="predict")
         return self._labels(self._class_index(self._outputs(X)), X)
 
@@ -307,11 +308,9 @@ class Model:
             another kind than :attr:`classes_` (strings for a model of numbers,
             or the reverse), or are continuous (floats that are not whole).
         """
-        if _dask.is_dask(X) or _dask.is_dask(y):  # one compute: the predictions and y
-            rows, labels = np.shape(X)[0], np.shape(y)[0] if np.ndim(y) else 0
-            if rows != labels and not np.isnan([rows, labels]).any():  # before computing
-                raise ValueError(f"X has {rows} samples but y has {labels} labels; they must match")
-            predicted, y = _dask.computed(self.predict(X), y)
+        source = _sources.source_of(X, y)
+        if source.chunked:  # one compute: the predictions and y
+            predicted, y = source.predictions_and_labels(self.predict, X, y)
             y = _validation.check_labels(y, predicted.shape[0])
             _validation.check_known_kind(y, self.classes_)
             return float(np.mean(_target.to_host(predicted) == y))
@@ -331,46 +330,23 @@ class Model:
         ValueError
             As :meth:`score`, and for labels the model was not trained on.
         """
-        if _dask.is_dask(X):
-            return self._dask_loss(X, y)
+        source = _sources.source_of(X)
+        if source.chunked:
+            return source.loss(self, X, y)
         X = _validation.check_X(X, n_features=self.n_features_in_, when="predict")
         y = _validation.check_labels(y, X.shape[0])
         _validation.check_known_kind(y, self.classes_)
-        unknown = np.setdiff1d(y, self.classes_)
-        if unknown.size:
-            raise ValueError(
-                f"y has labels the model was not trained on: {unknown.tolist()}; the loss "
-                "needs the model's probability of each sample's label"
-            )
+        _validation.check_known_labels(y, self.classes_)
         t = self._target
         Xt = t.asarray(X, self.dtype)
         Y = one_hot(t, np.searchsorted(self.classes_, y), len(self.classes_), self.dtype)
+        terms = dict(activation=self.activation, output=self.output, l2=self.l2)
         with t.activate():
-            total = objective(
-                t.xp, self.params, Xt, Y, activation=self.activation, output=self.output, l2=self.l2
-            )
-        return float(_target.to_host(total)) / X.shape[0]
+            return float(_target.to_host(mean_loss(t.xp, self.params, Xt, Y, **terms)))
 
-    def _dask_loss(self, X: Any, y: Any) -> float:
-        """:meth:`loss` over a dask X: one compute of the chunks' sums."""
-        X = _dask.check_X(X, n_features=self.n_features_in_, when="predict")
-        found = _dask.labels(X, y, fitting=False)
-        _validation.check_known_kind(found.classes, self.classes_)
-        unknown = np.setdiff1d(found.classes, self.classes_)
-        if unknown.size:
-            raise ValueError(
-                f"y has labels the model was not trained on: {unknown.tolist()}; the loss "
-                "needs the model's probability of each sample's label"
-            )
-        # the indices into y's own classes, mapped to the model's
-        index = found.index.map_blocks(_reindex, np.searchsorted(self.classes_, found.classes))
-        dtype = _target.dtype_name(self.dtype)
-        whole = _dask.FullBatch(
-            X.astype(dtype), index, len(self.classes_), self.activation, self.l2
-        )
-        return whole.loss(
-            [(np.asarray(W), np.asarray(b)) for W, b in _target.host_tree(self.params)]
-        )
+    def _lazily(self, predict: Any, X: Any, **how: Any) -> Any:
+        """``predict`` over rows in chunks, lazily; None for rows in memory."""
+        return _sources.source_of(X).lazily(predict, X, n_features=self.n_features_in_, **how)
 
     # -- moving -----------------------------------------------------------------------------
     def to(self, backend: str, device: Any = None, *, fallback: bool = True) -> Model:
@@ -512,10 +488,6 @@ class Stored(NamedTuple):
 PREDICT_CHUNK_BYTES = 64 * 2**20
 
 
-def _reindex(index: np.ndarray, mapping: np.ndarray) -> np.ndarray:
-    return mapping[index].astype(np.int32)
-
-
 def chunk_rows(model: Model) -> int:
     """Rows per chunk when ``model`` predicts: within :data:`PREDICT_CHUNK_BYTES`.
 
@@ -536,14 +508,6 @@ def put(target: _target.Target, X: Any, dtype: Any) -> Any:
             return X.astype(np.dtype(_target.dtype_name(dtype)))
         X = X.toarray()
     return target.asarray(X, dtype)
-
-
-def one_hot(target: _target.Target, index: np.ndarray, n_classes: int, dtype: Any) -> Any:
-    """One-hot rows on the target's device, built by comparison, not assignment."""
-    xp = target.xp
-    idx = target.asarray(index.astype(np.int32))
-    classes = xp.arange(n_classes, dtype=idx.dtype, device=target.device)
-    return xp.astype(idx[:, None] == classes[None, :], dtype)
 
 
 def follow(result: Any, X: Any, *, keep_float: bool) -> Any:

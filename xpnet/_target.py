@@ -208,8 +208,6 @@ def target_of(x: Any) -> Target:
     adapter = adapter_of(x)
     if adapter is None:
         return Target("numpy", array_api_compat.array_namespace(np.zeros(0)), "cpu")
-    if adapter.name == "dask":
-        return Target("dask", adapter.namespace(), "cpu")
     return Target(adapter.name, array_api_compat.array_namespace(x), device_of(x))
 
 
@@ -387,7 +385,10 @@ def placed(
         warn(f"{reason}. Falling back to NumPy on the CPU.", BackendFallbackWarning)
         return resolve("numpy", None, None, False)
     if backend is None:
-        backend, device = saved_backend, saved_device if device is None else device
+        adapter = ADAPTERS.get(saved_backend)
+        # parameters trained where they are not kept (rows in chunks) were NumPy's all along
+        kept = adapter.parameters_on() if adapter is not None else saved_backend
+        backend, device = kept, saved_device if device is None else device
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", BackendFallbackWarning)
         target = resolve(backend, device, None, fallback)

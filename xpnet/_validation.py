@@ -343,6 +343,17 @@ def check_known_kind(y: np.ndarray, classes: np.ndarray, name: str = "y") -> Non
 
 
 # -- sample weights of mini-batches ------------------------------------------------------
+def check_known_labels(y: np.ndarray, classes: np.ndarray) -> None:
+    """Raise ValueError for labels of ``y`` that are not among ``classes`` (a loss needs the
+    model's probability of each sample's label)."""
+    unknown = np.setdiff1d(y, classes)
+    if unknown.size:
+        raise ValueError(
+            f"y has labels the model was not trained on: {unknown.tolist()}; the loss "
+            "needs the model's probability of each sample's label"
+        )
+
+
 def batch_weight_risk(sample_weight: Any, batch_size: int) -> np.ndarray | None:
     """The weights (float64, on the host) when a mini-batch's could sum to zero: some are
     negative, or the zero ones could fill a batch (the last, shorter one included); else
