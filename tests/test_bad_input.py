@@ -196,6 +196,7 @@ def test_bad_settings(xb, kw, match):
 def test_a_bad_hidden_size_is_shown_as_passed():
     _refused(xpnet.fit, X, Y, match=r"hidden must be > 0, got 0: ", hidden=0, epochs=2)
     _refused(xpnet.fit, X, Y, match=r"hidden must be > 0, got \[3, 0\]: ", hidden=[3, 0])
+    _refused(xpnet.fit, X, Y, match=r"got \(3, 0\): ", hidden=(np.int64(3), np.int64(0)))
     # in fit_many a list is a sweep: the message names the size and the model
     message = _refused(xpnet.fit_many, X, Y, match=r"got 0: ", hidden=[3, 0], epochs=2)
     assert message.endswith("(in the model with hidden=0)")
