@@ -279,7 +279,10 @@ def loss_curve(model: Model, ax: Axes | None = None) -> Axes:
 
 
 def _hidden_title(model: Model) -> str:
-    return "Hidden Layer size " + ", ".join(str(h) for h in model.hidden)
+    """As the title of ``xpnet demo``'s boundary.png: "hidden layer size 3"."""
+    if len(model.hidden) == 1:
+        return f"Hidden layer size {model.hidden[0]}"
+    return f"Hidden layer sizes {model.hidden}"  # (5, 5), as hidden takes them
 
 
 def _is_hidden(item: Any) -> bool:
@@ -460,6 +463,6 @@ def sweep(
     for ax, model, broken, title in zip(axes, items, diverged, _titles(items, diverged)):
         _draw_boundary(model, X, y, ax, regions=not broken, **options)
         ax.set_title(title)
-    for ax in axes[len(items) :]:
-        ax.set_visible(False)
+    for ax in axes[len(items) :]:  # the last row's empty cells: no empty frames
+        fig.delaxes(ax)
     return fig
