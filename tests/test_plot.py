@@ -54,6 +54,12 @@ def _class_rgb(n_classes: int, k: int) -> np.ndarray:
     return np.round(np.asarray(cmap(k)[:3]) * 255).astype(int)
 
 
+def test_dir_lists_only_the_public_plot_functions():
+    assert dir(plot) == ["data", "decision_boundary", "loss_curve", "sweep"] == sorted(plot.__all__)
+    assert all(callable(getattr(plot, name)) for name in dir(plot))
+    assert callable(plot._draw_boundary)  # the helpers are still there, only not listed
+
+
 def test_import_xpnet_does_not_import_matplotlib():
     code = "import sys, xpnet; xpnet.plot; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _backends, _validation
-from ._grid import ModelGrid, fit_many
+from ._grid import ModelGrid
+from ._grid import fit_many as _fit_many
 from ._model import Model
 
 if TYPE_CHECKING:  # only for annotations; matplotlib is imported on use
@@ -29,6 +30,11 @@ if TYPE_CHECKING:  # only for annotations; matplotlib is imported on use
     from matplotlib.figure import Figure
 
 __all__ = ["data", "decision_boundary", "loss_curve", "sweep"]
+
+
+def __dir__() -> list[str]:
+    """The public functions only (PEP 562): the imports and helpers are not the API."""
+    return list(__all__)
 
 
 def _pyplot() -> Any:
@@ -447,7 +453,7 @@ def sweep(
             _check_planar(model)
     _, yh = _points(X, y)
     if not trained:
-        models = fit_many(X, y, hidden=items, **_fit_options(fit))
+        models = _fit_many(X, y, hidden=items, **_fit_options(fit))
         items = list(models)
     for model in items:
         _check_labels(model, yh)
