@@ -146,12 +146,14 @@ def test_whole_float_labels_are_classes(xb):
 
 # -- settings ----------------------------------------------------------------------------
 BAD_SETTINGS = [
-    (dict(hidden=0), "at least 1 unit"),
-    (dict(hidden=(3, -1)), "at least 1 unit"),
+    (dict(hidden=0), "hidden must be > 0, got 0: every hidden layer needs at least 1 unit"),
+    (dict(hidden=np.int64(0)), "hidden must be > 0, got 0: "),  # as passed, not [0]
+    (dict(hidden=(0,)), r"hidden must be > 0, got \(0,\): "),
+    (dict(hidden=(3, -1)), r"hidden must be > 0, got \(3, -1\): .*at least 1 unit"),
     (dict(hidden=True), r"got True \(a bool\)"),
     (dict(hidden="3"), "a string: pass the number itself"),
     (dict(hidden=2.5), "int or a tuple"),
-    (dict(hidden=2**40), "at most 2147483647"),
+    (dict(hidden=2**40), "at most 2147483647 units a layer, got 1099511627776$"),
     (dict(epochs=0), "epochs must be an int from 1"),
     (dict(epochs=True), r"epochs .* got True \(a bool\)"),
     (dict(epochs=5.0), r"got 5.0 \(a float\)"),
@@ -189,6 +191,15 @@ BAD_SETTINGS = [
 @pytest.mark.parametrize(("kw", "match"), BAD_SETTINGS, ids=lambda v: repr(v)[:40])
 def test_bad_settings(xb, kw, match):
     _fits(xb.asarray(X), Y, match, **kw)
+
+
+def test_a_bad_hidden_size_is_shown_as_passed():
+    _refused(xpnet.fit, X, Y, match=r"hidden must be > 0, got 0: ", hidden=0, epochs=2)
+    _refused(xpnet.fit, X, Y, match=r"hidden must be > 0, got \[3, 0\]: ", hidden=[3, 0])
+    _refused(xpnet.fit, X, Y, match=r"got \(3, 0\): ", hidden=(np.int64(3), np.int64(0)))
+    # in fit_many a list is a sweep: the message names the size and the model
+    message = _refused(xpnet.fit_many, X, Y, match=r"got 0: ", hidden=[3, 0], epochs=2)
+    assert message.endswith("(in the model with hidden=0)")
 
 
 def test_a_bad_setting_in_a_sweep_names_its_model():

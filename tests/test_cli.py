@@ -264,6 +264,26 @@ def test_help_documents_every_option(command, capsys):
     assert "20000" in text and "0.2" in text and "0.01" in text  # the article's defaults
 
 
+@pytest.mark.parametrize("command", ["demo", "sweep"])
+def test_help_lists_hidden_with_the_training_options(command, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    text = capsys.readouterr().out
+    training = text[text.index("\ntraining (") : text.index("\noutput:")]
+    assert re.search(r"^\s+--hidden N\b", training, re.M)
+    assert text.count("--hidden N") == 2  # once in the usage line, once in the training group
+
+
+def test_demo_help_and_header_name_the_hidden_size_asked_for(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "2-H-2 tanh network, H hidden units from --hidden (default 3" in text
+    assert "2-3-2" not in text
+    assert cli.main(["demo", "--hidden", "5", "--epochs", "5", "--backend", "numpy"]) == 0
+    assert "hidden layer of 5 tanh units" in capsys.readouterr().out.splitlines()[0]
+
+
 @pytest.mark.parametrize(
     "argv",
     [

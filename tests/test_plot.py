@@ -54,6 +54,12 @@ def _class_rgb(n_classes: int, k: int) -> np.ndarray:
     return np.round(np.asarray(cmap(k)[:3]) * 255).astype(int)
 
 
+def test_dir_lists_only_the_public_plot_functions():
+    assert dir(plot) == ["data", "decision_boundary", "loss_curve", "sweep"] == sorted(plot.__all__)
+    assert all(callable(getattr(plot, name)) for name in dir(plot))
+    assert callable(plot._draw_boundary)  # the helpers are still there, only not listed
+
+
 def test_import_xpnet_does_not_import_matplotlib():
     code = "import sys, xpnet; xpnet.plot; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -150,7 +156,7 @@ def test_sweep_has_one_titled_panel_per_model(xb, moons):
     fig = plot.sweep(models, Xb, yb, resolution=20)
     assert isinstance(fig, Figure)
     shown = [ax for ax in fig.axes if ax.get_visible()]
-    assert [ax.get_title() for ax in shown] == [f"Hidden Layer size {h}" for h in (1, 2, 5)]
+    assert [ax.get_title() for ax in shown] == [f"Hidden layer size {h}" for h in (1, 2, 5)]
     for ax, model in zip(shown, models, strict=True):  # each panel is that model's boundary
         alone = plot.decision_boundary(model, X, y, resolution=20).images[0].get_array()
         np.testing.assert_array_equal(ax.images[0].get_array(), alone)
@@ -165,8 +171,14 @@ def test_sweep_trains_hidden_sizes_with_fit_many(xb, moons):
     Xb, yb = xb.asarray(X), xb.asarray(y)
     sizes = [1, (2, 2), 3]
     fig = plot.sweep(sizes, Xb, yb, ncols=2, fit={"epochs": 20, "seed": 3}, resolution=20)
-    assert _titles(fig) == ["Hidden Layer size 1", "Hidden Layer size 2, 2", "Hidden Layer size 3"]
-    assert len(fig.axes) == 4 and not fig.axes[3].get_visible()  # a 2 x 2 layout, one spare
+    assert _titles(fig) == [
+        "Hidden layer size 1",
+        "Hidden layer sizes (2, 2)",
+        "Hidden layer size 3",
+    ]
+    # a 2 x 2 layout whose empty fourth cell has no axes (no empty frame)
+    assert len(fig.axes) == 3 and all(ax.get_visible() for ax in fig.axes)
+    assert fig.axes[0].get_subplotspec().get_gridspec().get_geometry() == (2, 2)
     grid = xpnet.fit_many(Xb, yb, hidden=sizes, epochs=20, seed=3)
     shown = [ax for ax in fig.axes if ax.get_visible()]
     for ax, model in zip(shown, grid, strict=True):  # each panel is that model's boundary
@@ -182,7 +194,7 @@ def test_sweep_marks_a_diverged_model_and_draws_no_regions_for_it(xb, moons):
     X, y = moons
     Xb, yb = xb.asarray(X), xb.asarray(y)
     fig = plot.sweep([1, 2], Xb, yb, fit=DIVERGE, resolution=20)
-    assert _titles(fig) == ["Hidden Layer size 1 (diverged)", "Hidden Layer size 2 (diverged)"]
+    assert _titles(fig) == ["Hidden layer size 1 (diverged)", "Hidden layer size 2 (diverged)"]
     with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="diverged"):
         xpnet.fit(X, y, hidden=1, **DIVERGE)  # the same model trained alone diverges too
 
@@ -192,8 +204,8 @@ def test_sweep_marks_a_diverged_model_and_draws_no_regions_for_it(xb, moons):
     fig = plot.sweep(grid, Xb, yb, resolution=20)
     # titles name the settings that differ between panels
     assert _titles(fig) == [
-        "Hidden Layer size 2, lr 0.01",
-        "Hidden Layer size 3, lr 50.0 (diverged)",
+        "Hidden layer size 2, lr 0.01",
+        "Hidden layer size 3, lr 50.0 (diverged)",
     ]
     ok, diverged = fig.axes
     assert len(ok.images) == 1 and len(diverged.images) == 0  # NaN weights have no boundary
@@ -201,7 +213,7 @@ def test_sweep_marks_a_diverged_model_and_draws_no_regions_for_it(xb, moons):
     assert diverged.get_xlim() == ok.get_xlim() and diverged.get_ylim() == ok.get_ylim()
     # Models taken out of their grid lose their status: drawn as they predict, unmarked.
     fig = plot.sweep(list(grid), Xb, yb, resolution=20)
-    assert _titles(fig) == ["Hidden Layer size 2, lr 0.01", "Hidden Layer size 3, lr 50.0"]
+    assert _titles(fig) == ["Hidden layer size 2, lr 0.01", "Hidden layer size 3, lr 50.0"]
 
 
 @pytest.mark.parametrize(

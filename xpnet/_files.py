@@ -6,7 +6,9 @@ Every file xpnet writes (models, grids, estimators, checkpoints) is a NumPy
 ``allow_pickle=False``: nothing in a file is ever executed, so a file from
 anywhere is as safe to open as a CSV.  Writes go to a temporary file in the
 same directory, which then replaces the target in one rename, so a crash
-mid-write leaves the previous file (or none), never half of one.
+mid-write leaves the previous file (or none), never half of one.  A new file
+gets the permissions the umask gives any new file; one written over keeps the
+permissions of the file it replaces.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import contextlib
 import io
 import json
 import os
-import tempfile
+import secrets
+import stat
 import zipfile
 import zlib
 from pathlib import Path
@@ -63,8 +66,9 @@ def write(path: str | os.PathLike, kind: str, meta: dict, arrays: dict[str, Any]
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise FileNotFoundError(f"cannot write {path}: the directory {directory} does not exist")
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    fd, temporary = _temporary(directory, path.name)
     try:
+        _keep_mode(fd, path)
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **entries)
             f.flush()
@@ -75,6 +79,42 @@ def write(path: str | os.PathLike, kind: str, meta: dict, arrays: dict[str, Any]
             os.unlink(temporary)
         raise
     return path
+
+
+def _temporary(directory: Path, name: str) -> tuple[int, Path]:
+    """A new file ``.<name>.<random>.tmp`` in ``directory``, open for writing: its fd and path.
+
+    Unlike :func:`tempfile.mkstemp`, which makes every file 0600, the file is
+    created with mode 0666 and the kernel takes off what the umask (or the
+    directory's default ACL) says, as for any new file of the user's (and as
+    ``np.savez``, ``joblib`` and ``savefig`` make theirs).  Reading the umask
+    instead would need ``os.umask``, which can only be read by setting it, for
+    the whole process, racing with other threads that create files.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    for _ in range(100):  # as mkstemp: a random name, taken only if nothing has it
+        temporary = directory / f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(temporary, flags, 0o666), temporary
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot write {directory / name}: no free temporary file name")
+
+
+def _keep_mode(fd: int, path: Path) -> None:
+    """Give the file open as ``fd`` the permissions of the file at ``path``, if there is one.
+
+    So that overwriting a file (a model saved again, a checkpoint) keeps its
+    permissions, as writing into it in place would.
+    """
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:  # no file there yet (or none we may look at): the new file's own mode
+        return
+    if hasattr(os, "fchmod"):  # POSIX; on Windows a file's mode is only its read-only flag
+        with contextlib.suppress(OSError):  # file systems without permissions (FAT, some CIFS)
+            os.fchmod(fd, mode)
 
 
 def read(path: str | os.PathLike, kinds: str | tuple[str, ...]) -> Archive:

@@ -432,12 +432,20 @@ def check_hidden(hidden: Any, name: str = "hidden") -> tuple[int, ...]:
         raise ValueError(
             f"{name} must be an int or a non-empty tuple of ints, got {_shown(hidden)}"
         )
+    # what was passed: 0 for 0, [3, 0] for [3, 0] (not the tuple made of it; NumPy ints as ints)
+    if _is_int(hidden):
+        given = repr(int(hidden))
+    elif isinstance(hidden, (list, tuple)):
+        given = repr((list if isinstance(hidden, list) else tuple)(int(h) for h in sizes))
+    else:
+        given = repr(hidden)
+    given = given if len(given) <= 40 else f"{given[:37]}..."
     if min(sizes) < 1:
         raise ValueError(
-            f"{name} must be > 0, got {list(sizes)}: every hidden layer needs at least 1 unit"
+            f"{name} must be > 0, got {given}: every hidden layer needs at least 1 unit"
         )
     if max(sizes) > _INT32:
-        raise ValueError(f"{name} must be at most {_INT32} units a layer, got {list(sizes)}")
+        raise ValueError(f"{name} must be at most {_INT32} units a layer, got {given}")
     return tuple(int(h) for h in sizes)
 
 

@@ -80,8 +80,9 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _shared_options() -> argparse.ArgumentParser:
-    """The options demo and sweep share, with the article's defaults."""
+def _shared_options(**hidden: Any) -> argparse.ArgumentParser:
+    """The options demo and sweep share, with the article's defaults; ``hidden`` holds the
+    command's own ``add_argument`` settings of ``--hidden``, listed with the training options."""
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("training (defaults are the article's)")
     g.add_argument(
@@ -96,6 +97,7 @@ def _shared_options() -> argparse.ArgumentParser:
         help="make a --backend that is not usable an error (exit status 1) instead of "
         "training on NumPy",
     )
+    g.add_argument("--hidden", type=_count, metavar="N", **hidden)
     g.add_argument(
         "--epochs",
         type=_count,
@@ -329,25 +331,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    shared = _shared_options()
+    size = _shared_options(default=3, help="hidden layer size (default: %(default)s)")
     demo = commands.add_parser(
-        "demo", parents=[shared],
+        "demo", parents=[size],
         help="train the article's network on make_moons; report loss, accuracy and time",
-        description="Train the article's 2-3-2 tanh network on make_moons by full-batch "
-        "gradient descent, printing the loss every 1000 passes, then the backend, the "
-        "training accuracy and the wall time. With --out, also write data.png, "
-        "boundary.png and loss.png.",
+        description="Train a 2-H-2 tanh network, H hidden units from --hidden (default 3, the "
+        "article's network), on make_moons by full-batch gradient descent, printing the loss "
+        "every 1000 passes, then the backend, the training accuracy and the wall time. With "
+        "--out, also write data.png, boundary.png and loss.png.",
     )  # fmt: skip
-    demo.add_argument(
-        "--hidden",
-        type=_count,
-        default=3,
-        metavar="N",
-        help="hidden layer size (default: %(default)s)",
-    )
     demo.set_defaults(run=_demo)
+    sizes = _shared_options(
+        nargs="+", default=list(SWEEP_SIZES), help="hidden layer sizes (default: %(default)s)"
+    )
     sweep = commands.add_parser(
-        "sweep", parents=[shared],
+        "sweep", parents=[sizes],
         help="train one network per hidden size, all at once, and compare them (the "
         "article's Figure 4)",
         description="Train one network per hidden layer size, all together in one program "
@@ -358,14 +356,6 @@ def build_parser() -> argparse.ArgumentParser:
         "whole sweep (not with --quiet). With --out, also write sweep.png, one decision "
         "boundary per size.",
     )  # fmt: skip
-    sweep.add_argument(
-        "--hidden",
-        type=_count,
-        nargs="+",
-        default=list(SWEEP_SIZES),
-        metavar="N",
-        help="hidden layer sizes (default: %(default)s)",
-    )
     sweep.set_defaults(run=_sweep)
     info = commands.add_parser(
         "info", help="list the backends, their versions and devices",

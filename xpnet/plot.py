@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _target, _validation
-from ._fit_many import fit_many
+from ._fit_many import fit_many as _fit_many
 from ._grid import ModelGrid
 from ._model import Model
 
@@ -30,6 +30,11 @@ if TYPE_CHECKING:  # only for annotations; matplotlib is imported on use
     from matplotlib.figure import Figure
 
 __all__ = ["data", "decision_boundary", "loss_curve", "sweep"]
+
+
+def __dir__() -> list[str]:
+    """The public functions only (PEP 562): the imports and helpers are not the API."""
+    return list(__all__)
 
 
 def _pyplot() -> Any:
@@ -280,7 +285,10 @@ def loss_curve(model: Model, ax: Axes | None = None) -> Axes:
 
 
 def _hidden_title(model: Model) -> str:
-    return "Hidden Layer size " + ", ".join(str(h) for h in model.hidden)
+    """As the title of ``xpnet demo``'s boundary.png: "hidden layer size 3"."""
+    if len(model.hidden) == 1:
+        return f"Hidden layer size {model.hidden[0]}"
+    return f"Hidden layer sizes {model.hidden}"  # (5, 5), as hidden takes them
 
 
 def _is_hidden(item: Any) -> bool:
@@ -445,7 +453,7 @@ def sweep(
             _check_planar(model)
     _, yh = _points(X, y)
     if not trained:
-        models = fit_many(X, y, hidden=items, **_fit_options(fit))
+        models = _fit_many(X, y, hidden=items, **_fit_options(fit))
         items = list(models)
     for model in items:
         _check_labels(model, yh)
@@ -461,6 +469,6 @@ def sweep(
     for ax, model, broken, title in zip(axes, items, diverged, _titles(items, diverged)):
         _draw_boundary(model, X, y, ax, regions=not broken, **options)
         ax.set_title(title)
-    for ax in axes[len(items) :]:
-        ax.set_visible(False)
+    for ax in axes[len(items) :]:  # the last row's empty cells: no empty frames
+        fig.delaxes(ax)
     return fig
