@@ -118,6 +118,20 @@ def examples(session: nox.Session) -> None:
     session.log(f"figures written under {out}: {', '.join(written)}")
 
 
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation into docs/_build/html, warnings as errors.
+
+    The user guide, the API reference and the examples gallery (every script in
+    examples/ runs, the out-of-core one on 100,000 rows).
+    """
+    session.install(".[docs]")
+    session.run(
+        "sphinx-build", "-b", "html", "-W", "--keep-going", "-n", "docs", "docs/_build/html",
+        env={"MPLBACKEND": "Agg"},
+    )  # fmt: skip
+
+
 # -- issue 4: scikit-learn drop-in (branch sklearn) -------------------------------------
 
 
