@@ -58,10 +58,11 @@ def tests_dask(session: nox.Session) -> None:
     """The Dask backend's tests (tests/test_dask.py, which skips itself where dask or
     distributed is missing): chunked training and lazy predictions on dask's local
     schedulers and on a two-process dask.distributed cluster, NumPy chunks (and a torch X
-    brought to them)."""
+    brought to them).  The user guide's pages run here too, its dask and torch blocks
+    included (tests/test_guide.py)."""
     session.install(TORCH)
     session.install(".[test,dask,torch]")
-    _pytest(session, "numpy", "tests/test_dask.py")
+    _pytest(session, "numpy", "tests/test_dask.py", "tests/test_guide.py")
 
 
 def _cuda_driver_version() -> int | None:
