@@ -1,4 +1,5 @@
-"""The user guide's Python code runs: each page of docs/guide in one namespace, in order.
+"""The user guide's Python code runs: each page of docs/guide (and README.md) in one
+namespace, in order.
 
 A code block preceded by a comment ``.. guide-test: needs X, Y`` runs only where each of
 X, Y is there: an importable module (``torch``, ``dask``, ``dask_cuda``), or ``gpu``, a
@@ -17,15 +18,30 @@ from pathlib import Path
 import pytest
 
 ON_NUMPY = os.environ.get("XPNET_TEST_BACKEND", "numpy") == "numpy"
-GUIDE = Path(__file__).resolve().parent.parent / "docs" / "guide"
-PAGES = sorted(GUIDE.glob("*.rst"))
+ROOT = Path(__file__).resolve().parent.parent
+GUIDE = ROOT / "docs" / "guide"
+PAGES = [*sorted(GUIDE.glob("*.rst")), ROOT / "README.md"]
 
 _CODE = re.compile(r"^\.\. code-block:: python\s*$")
 _NEEDS = re.compile(r"^\.\. guide-test: needs (.+)$")
 
 
+def markdown_blocks(path: Path) -> list[tuple[int, str, list[str]]]:
+    """``(line number, code, [])`` of each fenced python block of a Markdown file."""
+    lines, blocks, start = path.read_text(encoding="utf-8").splitlines(), [], None
+    for i, line in enumerate(lines):
+        if start is None and line.strip() == "```python":
+            start = i + 1
+        elif start is not None and line.strip() == "```":
+            blocks.append((start, "\n".join(lines[start:i]) + "\n", []))
+            start = None
+    return blocks
+
+
 def code_blocks(path: Path) -> list[tuple[int, str, list[str]]]:
     """``(line number, code, needs)`` of each ``.. code-block:: python`` on a page."""
+    if path.suffix == ".md":
+        return markdown_blocks(path)
     lines = path.read_text(encoding="utf-8").splitlines()
     blocks, needs = [], []
     for i, line in enumerate(lines):
@@ -69,7 +85,7 @@ def missing(needs: list[str]) -> list[str]:
 def test_every_page_has_code():
     assert PAGES, f"no guide pages under {GUIDE}"
     names = {page.stem for page in PAGES if code_blocks(page)}
-    assert {"getting_started", "backends", "many_models", "saving", "sklearn"} <= names
+    assert {"getting_started", "backends", "many_models", "saving", "sklearn", "README"} <= names
 
 
 @pytest.mark.skipif(not ON_NUMPY, reason="the guide uses NumPy input: run once")
