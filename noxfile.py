@@ -124,7 +124,7 @@ def docs(session: nox.Session) -> None:
     """Build the documentation into docs/_build/html, warnings as errors.
 
     The user guide, the API reference and the examples gallery (every script in
-    examples/ runs, the out-of-core one on 100,000 rows).
+    examples/ runs, the out-of-core one on 400,000 rows).
     """
     session.install(".[docs]")
     session.run(

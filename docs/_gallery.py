@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 OUTPUT = Path(__file__).resolve().parent / "_build" / "gallery-output"
-SMALL = {"out_of_core": ["--rows", "100000", "--holdout", "20000"]}
+SMALL = {"out_of_core": ["--rows", "400000", "--holdout", "100000"]}  # as nox -s examples
 
 
 def reset_argv(gallery_conf: dict, script_vars: dict) -> list[str]:

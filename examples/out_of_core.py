@@ -3,7 +3,7 @@ Out-of-core training on a dask cluster
 ======================================
 
 20,000,000 x 64 float64 rows (about 10 GiB) on two workers of 1.5 GiB.  The documentation's
-gallery runs it with ``--rows 100000 --holdout 20000``: the figures and numbers below are
+gallery runs it with ``--rows 400000 --holdout 100000``: the figures and numbers below are
 that small run's.
 
 Run:  python examples/out_of_core.py OUTPUT_DIR [--rows N] [--holdout N] [--epochs E]
