@@ -58,10 +58,11 @@ def tests_dask(session: nox.Session) -> None:
     """The Dask backend's tests (tests/test_dask.py, which skips itself where dask or
     distributed is missing): chunked training and lazy predictions on dask's local
     schedulers and on a two-process dask.distributed cluster, NumPy chunks (and a torch X
-    brought to them)."""
+    brought to them).  The user guide's pages run here too, its dask and torch blocks
+    included (tests/test_guide.py)."""
     session.install(TORCH)
     session.install(".[test,dask,torch]")
-    _pytest(session, "numpy", "tests/test_dask.py")
+    _pytest(session, "numpy", "tests/test_dask.py", "tests/test_guide.py")
 
 
 def _cuda_driver_version() -> int | None:
@@ -122,6 +123,20 @@ def examples(session: nox.Session) -> None:
             session.error(f"{script} wrote no figure")
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
     session.log(f"figures written under {out}: {', '.join(written)}")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation into docs/_build/html, warnings as errors.
+
+    The user guide, the API reference and the examples gallery (every script in
+    examples/ runs, the out-of-core one on 400,000 rows).
+    """
+    session.install(".[docs]")
+    session.run(
+        "sphinx-build", "-b", "html", "-W", "--keep-going", "-n", "docs", "docs/_build/html",
+        env={"MPLBACKEND": "Agg"},
+    )  # fmt: skip
 
 
 # -- issue 4: scikit-learn drop-in (branch sklearn) -------------------------------------

@@ -1,4 +1,8 @@
-"""One script, several array libraries: the same network on NumPy, CuPy and PyTorch.
+"""
+Choosing a backend
+==================
+
+One script, several array libraries: the same network on NumPy, CuPy and PyTorch.
 
 Run:  python examples/choose_backend.py [OUTPUT_DIR]
 
@@ -61,5 +65,4 @@ for ax, (asked, model) in zip(axes, models.items(), strict=True):
     xpnet.plot.decision_boundary(model, X, y, ax, resolution=300)
     ax.set_title(f"asked {asked}, ran on {model.backend}")
 fig.savefig(out / "choose_backend.png", dpi=100)
-plt.close(fig)
 print(f"figure written to {(out / 'choose_backend.png').resolve()}")

@@ -1,4 +1,8 @@
-"""The article's Figure 4: how the hidden layer's size shapes the boundary.
+"""
+The hidden layer's size
+=======================
+
+The article's Figure 4: how the hidden layer's size shapes the decision boundary.
 
 Run:  python examples/hidden_layer_sweep.py [OUTPUT_DIR]
 
@@ -12,7 +16,6 @@ current directory).
 import sys
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 from sklearn.datasets import make_moons
 
 import xpnet
@@ -34,5 +37,4 @@ for row in grid.results:  # print(grid.results) shows the whole table
 # (plot.sweep([1, 2, 3], X, y, fit={"epochs": 20000}) would train them itself.)
 fig = xpnet.plot.sweep(grid, X, y, resolution=300)
 fig.savefig(out / "hidden_layer_sweep.png", dpi=100)
-plt.close(fig)
 print(f"figure written to {(out / 'hidden_layer_sweep.png').resolve()}")

@@ -1,4 +1,9 @@
-"""The article end to end: the moons data, a 3-unit hidden layer, its loss, its boundary.
+"""
+The article end to end
+======================
+
+The moons data, a 3-unit hidden layer, its loss and its decision boundary, as in the
+article ("Build an Artificial Neural Network From Scratch: Part 2", KDnuggets).
 
 Run:  python examples/moons_one_hidden_layer.py [OUTPUT_DIR]
 
@@ -9,7 +14,6 @@ Writes moons_data.png, moons_boundary.png and moons_loss.png into OUTPUT_DIR
 import sys
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 from sklearn.datasets import make_moons
 
 import xpnet
@@ -36,5 +40,4 @@ ax = xpnet.plot.decision_boundary(model, X, y)
 ax.set_title("Decision Boundary for hidden layer size 3")
 ax.figure.savefig(out / "moons_boundary.png", dpi=100)
 xpnet.plot.loss_curve(model).figure.savefig(out / "moons_loss.png", dpi=100)
-plt.close("all")
 print(f"figures written to {out.resolve()}")
