@@ -463,7 +463,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return lazy
         X = self._predict_input(X)
         model = self._model_for(X)
-        return follow(model._proba(model._outputs(X)), X, keep_float=True)
+        return follow(model.probabilities(model.outputs(X)), X, keep_float=True)
 
     def predict_log_proba(self, X: Any) -> Any:
         """The logarithm of :meth:`predict_proba`."""
@@ -484,9 +484,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return lazy
         X = self._predict_input(X)
         model = self._model_for(X)
-        out = model._outputs(X)
+        out = model.outputs(X)
         if self._label_binarizer.y_type_ in ("binary", "multiclass"):
-            labels = model._labels(model._class_index(out), X)
+            labels = model.labels_of(model.class_index(out), X)
             return _target.to_host(labels) if _target.is_host_input(X) else labels
         indicator = self._label_binarizer.inverse_transform(_target.to_host(out))
         return indicator if _target.is_host_input(X) else follow(indicator, X, keep_float=False)
@@ -589,10 +589,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             return lazy
         X = self._predict_input(X)
         model = self._model_for(X)
-        out = model._outputs(X)
+        out = model.outputs(X)
         if self.n_outputs_ == 1:
-            with model._target.activate():
-                out = model._target.xp.reshape(out, (-1,))
+            with model.target.activate():
+                out = model.target.xp.reshape(out, (-1,))
         return follow(out, X, keep_float=True)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:

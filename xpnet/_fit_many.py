@@ -456,7 +456,7 @@ def _row(data: Prepared, model: Model, settings: dict, diverged_at: int | None, 
 
 def _accuracy(model: Model, X: Any, Y: Any) -> float:
     """Training accuracy against the one-hot labels already on the device."""
-    index = _target.to_host(model._class_index(model._outputs(X)))
-    with model._target.activate():
-        labels = model._target.xp.argmax(Y, axis=-1)
+    index = _target.to_host(model.class_index(model.outputs(X)))
+    with model.target.activate():
+        labels = model.target.xp.argmax(Y, axis=-1)
     return float(np.mean(index == _target.to_host(labels)))

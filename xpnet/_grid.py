@@ -245,7 +245,7 @@ class ModelGrid(Sequence):
             raise ValueError("this grid holds no models; there is nothing to predict with")
         X = _validation.check_X(X, n_features=models[0].n_features_in_, when="predict")
         here = _target.target_of(X)
-        each = [follow(m._proba(m._outputs(X)), X, keep_float=True) for m in models]
+        each = [follow(m.probabilities(m.outputs(X)), X, keep_float=True) for m in models]
         with here.activate():
             probas = here.xp.stack(each)
             return probas if reduce is None else here.xp.mean(probas, axis=0)
@@ -284,9 +284,9 @@ class ModelGrid(Sequence):
             with here.activate():
                 index = xp.argmax(mean, axis=-1)
         else:
-            each = [here.asarray(m._class_index(m._outputs(X))) for m in models]
+            each = [here.asarray(m.class_index(m.outputs(X))) for m in models]
             with here.activate():
                 classes = xp.arange(len(first.classes_), device=here.device)
                 votes = sum(xp.astype(i[:, None] == classes[None, :], xp.int32) for i in each)
                 index = xp.argmax(votes, axis=-1)  # ties: the first class
-        return first._labels(index, X)
+        return first.labels_of(index, X)

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import _files
+from . import _files, _model
 from ._grid import ModelGrid
 from ._model import Model
 
@@ -88,8 +88,10 @@ def load(
     return _READERS[archive.kind](archive, path, backend, device, fallback)
 
 
-def _model(archive: _files.Archive, where: Any, backend: Any, device: Any, fallback: bool) -> Model:
-    return Model.from_archive(archive, where, "model", "", backend, device, fallback)
+def _read_model(
+    archive: _files.Archive, where: Any, backend: Any, device: Any, fallback: bool
+) -> Model:
+    return _model.from_archive(archive, where, "model", "", backend, device, fallback)
 
 
 def _estimator(archive: _files.Archive, where: Any, backend: Any, device: Any, fallback: bool):
@@ -101,7 +103,7 @@ def _estimator(archive: _files.Archive, where: Any, backend: Any, device: Any, f
 
 #: What each kind of file holds, and how it is read back.
 _READERS: dict[str, Callable[..., Any]] = {
-    "model": _model,
+    "model": _read_model,
     "grid": ModelGrid.from_archive,
     "estimator": _estimator,
 }

@@ -19,13 +19,10 @@ from ._rows import one_hot
 class Model:
     """A trained multi-layer perceptron, with its parameters on a device.
 
-    Made by :func:`xpnet.fit` and :func:`xpnet.fit_many`; not meant to be
-    built by hand.  Methods accept data from any backend and return results in
-    the caller's namespace and on the caller's device; on a dask X,
-    ``predict`` and ``predict_proba`` return lazy dask arrays with X's row
-    chunks (each chunk predicted as an in-memory X, in its task; NaN or
-    infinity in a chunk raises when it is computed), and ``score`` and
-    ``loss`` compute and return floats.
+    Made by :func:`xpnet.fit` and :func:`xpnet.fit_many`.  Methods take data
+    from any backend and return results in the caller's namespace, on its
+    device.  On a dask X, predictions are lazy, chunk by chunk (a chunk's NaN
+    raises when it is computed); ``score`` and ``loss`` return floats.
 
     Attributes
     ----------
@@ -92,6 +89,11 @@ class Model:
         return self._target.name
 
     @property
+    def target(self) -> _target.Target:
+        """Where the parameters live: the backend's namespace and the device."""
+        return self._target
+
+    @property
     def device(self) -> Any:
         return self._target.device
 
@@ -129,78 +131,17 @@ class Model:
     def __getstate__(self) -> dict:
         # The parameters travel as host arrays with the names of their backend and device,
         # never the array library itself: a pickle made on a GPU loads on a CPU-only machine.
-        meta, arrays = self.record()
-        others = {k: v for k, v in vars(self).items() if k not in _RECORDED}
-        return {
-            "xpnet_model_state": _STATE_VERSION,
-            "meta": meta,
-            "arrays": arrays,
-            "others": others,
-        }
+        return _pickled(self)
 
     def __setstate__(self, state: dict) -> None:
-        """Fill this model from :meth:`__getstate__`'s state, on the backend it was pickled
-        from (NumPy, with a :class:`~xpnet.BackendFallbackWarning`, when that is not usable)."""
-        where = "this pickled xpnet.Model"
-        if not isinstance(state, dict) or not isinstance(state.get("arrays"), dict):
-            raise ModelFileError(f"{where} is not a valid xpnet model: its state is not xpnet's")
-        version = state.get("xpnet_model_state")
-        if not is_int(version):
-            raise ModelFileError(f"{where} is not a valid xpnet model: its state has no version")
-        if version > _STATE_VERSION:
-            raise ModelFileError(
-                f"{where} was pickled by a newer xpnet (state {version!r}); upgrade xpnet to "
-                "load it"
-            )
-        archive = _files.Archive("model", {"model": state.get("meta")}, state["arrays"])
-        built = Model.from_archive(archive, where, "model", "", None, None, True)
-        self.__dict__.update(vars(built))
-        self.__dict__.update(state.get("others") or {})
+        _unpickle(self, state)
 
     def record(self, prefix: str = "") -> tuple[dict, dict[str, np.ndarray]]:
         """The model's description (JSON-able) and its host arrays, named with ``prefix``."""
-        arrays: dict[str, np.ndarray] = {}
-        layers = [int(self.n_features_in_)]
-        for i, (W, b) in enumerate(self.params):
-            arrays[f"{prefix}W{i}"] = _target.to_host(W)
-            arrays[f"{prefix}b{i}"] = _target.to_host(b)
-            layers.append(int(arrays[f"{prefix}W{i}"].shape[1]))
-        encode = _target.encoder()
-        classes = None
-        if self.classes_ is not None:
-            classes = labels_node(np.asarray(self.classes_), f"{prefix}classes", arrays)
-        meta = {
-            "layers": layers,
-            "activation": self.activation,
-            "output": self.output,
-            "l2": float(self.l2),
-            "dtype": _target.dtype_name(self.dtype),
-            "classes": classes,
-            "settings": encode(dict(self.settings), f"{prefix}settings"),
-            "loss_curve": [[int(i), float(loss)] for i, loss in self.loss_curve],
-            "stopped": self.stopped,
-            "backend": self.backend,
-            "device": self._target.device_text(),
-        }
-        arrays.update(encode.arrays)
-        return meta, arrays
-
-    @classmethod
-    def from_archive(
-        cls, archive: _files.Archive, where: Any, what: str, prefix: str, backend: Any,
-        device: Any, fallback: bool,
-    ) -> Model:  # fmt: skip
-        """The model of ``archive`` (its description under "model"), placed as
-        :func:`xpnet.load` says; a ModelFileError names what is wrong with it."""
-        try:
-            stored = Stored.read(archive.meta.get("model"), archive.arrays, where, prefix)
-        except Invalid as exc:
-            raise ModelFileError(f"{where} is not a valid xpnet {what}: {exc}") from None
-        target = _target.placed(stored.backend, stored.device, backend, device, fallback)
-        return stored.build(target)
+        return _record(self, prefix)
 
     # -- evaluation on validated input --------------------------------------------------
-    def _outputs(self, X: Any) -> Any:
+    def outputs(self, X: Any) -> Any:
         """The output layer's values for validated ``X``, on the model's device.
 
         Large inputs go through in chunks of :func:`chunk_rows` rows, so that the
@@ -222,23 +163,23 @@ class Model:
         _, z = forward(xp, self.params, Xt, self.activation)
         return out_activation(xp, self.output, z)
 
-    def _class_index(self, out: Any) -> Any:
+    def class_index(self, out: Any) -> Any:
         """Predicted class indices (into :attr:`classes_`) from outputs, on the device.
 
         One logistic output picks the positive class above 0.5: the argmax of
         ``[1 - p, p]`` (``1 - p`` is exact for ``p >= 0.5``, ties go to class 0).
         """
         with self._target.activate():
-            return self._target.xp.argmax(self._proba(out), axis=-1)
+            return self._target.xp.argmax(self.probabilities(out), axis=-1)
 
-    def _proba(self, out: Any) -> Any:
+    def probabilities(self, out: Any) -> Any:
         """Class probabilities from outputs: two columns for one logistic output."""
         if out.shape[-1] != 1:
             return out
         with self._target.activate():
             return self._target.xp.concat([1.0 - out, out], axis=-1)
 
-    def _labels(self, index: Any, X: Any) -> Any:
+    def labels_of(self, index: Any, X: Any) -> Any:
         """``classes_[index]``, in X's namespace and on its device for numeric labels."""
         if self.classes_.dtype.kind not in "biuf":
             return self.classes_[_target.to_host(index)]
@@ -271,7 +212,7 @@ class Model:
         if lazy is not None:  # rows in chunks: each chunk predicted as an in-memory X
             return lazy
         X = _validation.check_X(X, n_features=self.n_features_in_, when="predict")
-        return follow(self._proba(self._outputs(X)), X, keep_float=True)
+        return follow(self.probabilities(self.outputs(X)), X, keep_float=True)
 
     def predict(self, X: Any) -> Any:
         """The most probable class of each sample.
@@ -292,7 +233,7 @@ class Model:
         if lazy is not None:
             return lazy
         X = _validation.check_X(X, n_features=self.n_features_in_, when="predict")
-        return self._labels(self._class_index(self._outputs(X)), X)
+        return self.labels_of(self.class_index(self.outputs(X)), X)
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy: the fraction of samples whose predicted label equals ``y``.
@@ -366,23 +307,14 @@ class Model:
             When the backend cannot be used and ``fallback=False``.
         """
         target = _target.resolve(backend, device, None, fallback)
-        return self._on(target, _target.dtype_on(target, self.dtype, warn_if_narrower=True))
-
-    def _on(self, target: _target.Target, dtype: Any) -> Model:
-        """This model with its parameters moved to ``target`` as ``dtype``."""
+        dtype = _target.dtype_on(target, self.dtype, warn_if_narrower=True)
+        fields = dict(
+            hidden=self.hidden, activation=self.activation, l2=self.l2, classes=self.classes_,
+            n_features_in=self.n_features_in_, loss_curve=list(self.loss_curve),
+            output=self.output, settings=self.settings, stopped=self.stopped,
+        )  # fmt: skip
         return Model(
-            target=target,
-            params=_target.moved(target, self.params, dtype),
-            dtype=dtype,
-            hidden=self.hidden,
-            activation=self.activation,
-            l2=self.l2,
-            classes=self.classes_,
-            n_features_in=self.n_features_in_,
-            loss_curve=list(self.loss_curve),
-            output=self.output,
-            settings=self.settings,
-            stopped=self.stopped,
+            target=target, params=_target.moved(target, self.params, dtype), dtype=dtype, **fields
         )
 
 
@@ -482,6 +414,81 @@ class Stored(NamedTuple):
         dtype = _target.loaded_dtype(target, self.dtype)
         params = _target.moved(target, self.params, dtype)
         return Model(target=target, params=params, dtype=dtype, **self.fields)
+
+
+# -- the record: files and pickles -----------------------------------------------------
+def _record(model: Model, prefix: str = "") -> tuple[dict, dict[str, np.ndarray]]:
+    """The model's description (JSON-able) and its host arrays, named with ``prefix``."""
+    arrays: dict[str, np.ndarray] = {}
+    layers = [int(model.n_features_in_)]
+    for i, (W, b) in enumerate(model.params):
+        arrays[f"{prefix}W{i}"] = _target.to_host(W)
+        arrays[f"{prefix}b{i}"] = _target.to_host(b)
+        layers.append(int(arrays[f"{prefix}W{i}"].shape[1]))
+    encode = _target.encoder()
+    classes = None
+    if model.classes_ is not None:
+        classes = labels_node(np.asarray(model.classes_), f"{prefix}classes", arrays)
+    meta = {
+        "layers": layers,
+        "activation": model.activation,
+        "output": model.output,
+        "l2": float(model.l2),
+        "dtype": _target.dtype_name(model.dtype),
+        "classes": classes,
+        "settings": encode(dict(model.settings), f"{prefix}settings"),
+        "loss_curve": [[int(i), float(loss)] for i, loss in model.loss_curve],
+        "stopped": model.stopped,
+        "backend": model.backend,
+        "device": model.target.device_text(),
+    }
+    arrays.update(encode.arrays)
+    return meta, arrays
+
+
+def from_archive(
+    archive: _files.Archive, where: Any, what: str, prefix: str, backend: Any, device: Any,
+    fallback: bool,
+) -> Model:  # fmt: skip
+    """The model of ``archive`` (its description under "model"), placed as
+    :func:`xpnet.load` says; a ModelFileError names what is wrong with it."""
+    try:
+        stored = Stored.read(archive.meta.get("model"), archive.arrays, where, prefix)
+    except Invalid as exc:
+        raise ModelFileError(f"{where} is not a valid xpnet {what}: {exc}") from None
+    target = _target.placed(stored.backend, stored.device, backend, device, fallback)
+    return stored.build(target)
+
+
+def _pickled(model: Model) -> dict:
+    """A Model's pickled state: its record, and any other attributes as they are."""
+    meta, arrays = _record(model)
+    others = {k: v for k, v in vars(model).items() if k not in _RECORDED}
+    return {
+        "xpnet_model_state": _STATE_VERSION,
+        "meta": meta,
+        "arrays": arrays,
+        "others": others,
+    }
+
+
+def _unpickle(model: Model, state: dict) -> None:
+    """Fill ``model`` from :func:`_pickled`'s state, on the backend it was pickled from
+    (NumPy, with a :class:`~xpnet.BackendFallbackWarning`, when that is not usable)."""
+    where = "this pickled xpnet.Model"
+    if not isinstance(state, dict) or not isinstance(state.get("arrays"), dict):
+        raise ModelFileError(f"{where} is not a valid xpnet model: its state is not xpnet's")
+    version = state.get("xpnet_model_state")
+    if not is_int(version):
+        raise ModelFileError(f"{where} is not a valid xpnet model: its state has no version")
+    if version > _STATE_VERSION:
+        raise ModelFileError(
+            f"{where} was pickled by a newer xpnet (state {version!r}); upgrade xpnet to load it"
+        )
+    archive = _files.Archive("model", {"model": state.get("meta")}, state["arrays"])
+    built = from_archive(archive, where, "model", "", None, None, True)
+    model.__dict__.update(vars(built))
+    model.__dict__.update(state.get("others") or {})
 
 
 #: Bytes of layer values one chunk of rows may hold on the device while predicting.

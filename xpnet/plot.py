@@ -133,7 +133,7 @@ def _grid_classes(
     the ``i``-th y value, column ``j`` those with the ``j``-th x value.
     """
     x0, x1, y0, y1 = bounds
-    t = model._target
+    t = model.target
     xp = t.xp
     n = resolution * resolution
     out = np.empty(n, dtype=np.int32)
@@ -145,7 +145,7 @@ def _grid_classes(
             node = xp.arange(start, stop, device=t.device)
             column, row = node % resolution, node // resolution
             pts = xp.stack([xp.take(xs, column), xp.take(ys, row)], axis=1)
-            out[start:stop] = _target.to_host(model._class_index(model._outputs(pts)))
+            out[start:stop] = _target.to_host(model.class_index(model.outputs(pts)))
     return out.reshape(resolution, resolution)
 
 
