@@ -68,9 +68,20 @@ html_static_path: list[str] = []
 
 
 # -- hooks ------------------------------------------------------------------------------------
+#: Methods other modules of xpnet call, which users need not: left out of the reference.
+_IN_PACKAGE = {
+    "Model.outputs", "Model.probabilities", "Model.class_index", "Model.labels_of",
+    "Model.target", "Model.record", "ModelGrid.from_archive",
+}  # fmt: skip
+
+
 def _skip_member(app, what, name, obj, skip, options):
-    """Leave out scikit-learn's generated metadata-routing setters (``set_fit_request``...)."""
+    """Leave out scikit-learn's generated metadata-routing setters (``set_fit_request``...)
+    and xpnet's in-package methods."""
     if name.startswith("set_") and name.endswith("_request"):
+        return True
+    qualname = getattr(getattr(obj, "fget", obj), "__qualname__", "")
+    if qualname in _IN_PACKAGE:
         return True
     return None
 

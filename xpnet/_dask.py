@@ -91,32 +91,18 @@ def check_X(X: Any, *, n_features: int | None = None, when: str = "fit", name: s
     the first compute (in fit, with the labels) or by each chunk's task (in
     predict), which raises the same ValueError as for in-memory data.
     """
-    if X.ndim != 2:
-        raise ValueError(
-            f"{name} must be 2-D (n_samples, n_features), got a dask array of shape "
-            f"{tuple(X.shape)}; reshape a single feature with {name}.reshape(-1, 1)"
-        )
+    _validation.check_shape(name, tuple(X.shape), "a dask array")
     if any(math.isnan(c) for c in X.chunks[0]):
         raise ValueError(
             f"{name} has chunks of unknown size (after a filter, say); call "
             f"{name}.compute_chunk_sizes() first, so that rows can be counted and aligned"
-        )
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(
-            f"{name} is empty (shape {tuple(X.shape)}); it needs at least one sample and one "
-            "feature"
         )
     if np.dtype(X.dtype).kind not in "biuf":
         raise ValueError(
             f"{name} must hold real numbers, got dtype {X.dtype}; convert it with "
             f"{name}.astype('float64') (encode text columns as numbers first)"
         )
-    if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(
-            f"{name} has {X.shape[1]} feature{'s' * (X.shape[1] != 1)}, but the model was "
-            f"fitted with {n_features} feature{'s' * (n_features != 1)}; pass data with the "
-            "same columns as in fit"
-        )
+    _validation.check_n_features(name, X.shape[1], n_features)
     if len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})
     return X

@@ -25,7 +25,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, column_or_1d, validate_data
 
-from . import _init, _sources, _steps, _target, _train, _validation
+from . import _init, _sources, _steps, _target, _train, _tree, _validation
 from ._exceptions import TrainingInterruptedWarning, warn
 from ._model import put
 from ._network import forward, loss_and_gradients, out_activation
@@ -427,20 +427,15 @@ def _fit_lbfgs(est, target, params, Xt, Yt, swt):
     from ._lbfgs import minimize_lbfgs
 
     xp = target.xp
-    shapes = [(W.shape, b.shape) for W, b in params]
-    sizes = [int(np.prod(s)) for pair in shapes for s in pair]
+    flat = _tree.Flat([(tuple(W.shape), tuple(b.shape)) for W, b in params])
     total = xp.sum(swt) if swt is not None else Xt.shape[0]
     math_ = dict(activation=est.activation, output=est.out_activation_, l2=est.alpha)
 
     def unpack(theta):
-        arrays, start = [], 0
-        for shape, size in zip([s for pair in shapes for s in pair], sizes, strict=True):
-            arrays.append(xp.reshape(theta[start : start + size], shape))
-            start += size
-        return list(zip(arrays[0::2], arrays[1::2], strict=True))
+        return flat.unpack(theta, xp.reshape)
 
     def pack(pairs):
-        return xp.concat([xp.reshape(a, (-1,)) for pair in pairs for a in pair])
+        return flat.pack(xp, pairs)
 
     def fun(theta):
         loss, grads = loss_and_gradients(xp, unpack(theta), Xt, Yt, sample_weight=swt, **math_)

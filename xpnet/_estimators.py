@@ -200,6 +200,39 @@ class _BaseMLP(BaseEstimator, ABC):
             raise AttributeError(f"{type(self).__name__} has no stochastic solver state") from None
 
     # -- training ---------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> _BaseMLP:
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : array or sparse matrix of shape (n_samples, n_features)
+            NumPy, SciPy sparse (csr/csc), or an array of any supported backend.
+        y : array of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels (a label indicator matrix for multi-label), or the
+            regressor's target values.
+        sample_weight : array of shape (n_samples,), optional
+            Weights of the samples, in the loss and the penalty's scaling.  A
+            mini-batch whose weights sum to zero raises ValueError (its mean
+            gradient is undefined): before training when the batches are not
+            shuffled, else at the epoch that draws it.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            Before training: for NumPy, SciPy sparse and other host input,
+            scikit-learn's own errors; for arrays of other backends, xpnet's
+            (X a non-empty 2-D array of real numbers, all finite; y one label,
+            target or row of targets per sample, none missing, labels never a
+            mix of strings and numbers).  A malformed ``device`` (``"banana"``)
+            for any input.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
     def _fit(self, X: Any, y: Any, sample_weight: Any = None, incremental: bool = False):
         # A fit that raises leaves the estimator as it was: a refused refit or warm start
         # keeps the model it had, rather than one half reset to fresh random weights.
@@ -401,37 +434,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             self._label_binarizer.inverse_transform(y_val), pred, sample_weight=sw
         )
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPClassifier:
-        """Fit the model to data matrix X and target(s) y.
-
-        Parameters
-        ----------
-        X : array or sparse matrix of shape (n_samples, n_features)
-            NumPy, SciPy sparse (csr/csc), or an array of any supported backend.
-        y : array of shape (n_samples,) or (n_samples, n_outputs)
-            Class labels, or a label indicator matrix for multi-label.
-        sample_weight : array of shape (n_samples,), optional
-            Weights of the samples, in the loss and the penalty's scaling.  A
-            mini-batch whose weights sum to zero raises ValueError (its mean
-            gradient is undefined): before training when the batches are not
-            shuffled, else at the epoch that draws it.
-
-        Returns
-        -------
-        self
-
-        Raises
-        ------
-        ValueError
-            Before training: for NumPy, SciPy sparse and other host input,
-            scikit-learn's own errors; for arrays of other backends, xpnet's
-            (X a non-empty 2-D array of real numbers, all finite; y one label
-            per sample, never a mix of strings and numbers, none missing).  A
-            malformed ``device`` (``"banana"``) for any input.
-        """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
-
     @available_if(lambda est: est._solver_is_stochastic())
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(
@@ -544,35 +546,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if not np.isfinite(out).all():
             return np.nan
         return r2_score(y_val, out.ravel() if out.shape[1] == 1 else out, sample_weight=sw)
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
-        """Fit the model to data matrix X and target(s) y.
-
-        Parameters
-        ----------
-        X : array or sparse matrix of shape (n_samples, n_features)
-            NumPy, SciPy sparse (csr/csc), or an array of any supported backend.
-        y : array of shape (n_samples,) or (n_samples, n_outputs)
-            Target values.
-        sample_weight : array of shape (n_samples,), optional
-            Weights of the samples.  A mini-batch whose weights sum to zero
-            raises ValueError, as in :meth:`MLPClassifier.fit`.
-
-        Returns
-        -------
-        self
-
-        Raises
-        ------
-        ValueError
-            Before training: for NumPy, SciPy sparse and other host input,
-            scikit-learn's own errors; for arrays of other backends, xpnet's
-            (X a non-empty 2-D array of real numbers, all finite; y one target,
-            or row of targets, per sample: finite numbers).  A malformed
-            ``device`` (``"banana"``) for any input.
-        """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._solver_is_stochastic())
     @_fit_context(prefer_skip_nested_validation=True)

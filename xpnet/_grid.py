@@ -143,12 +143,12 @@ class ModelGrid(Sequence):
         Parameters
         ----------
         path : str or os.PathLike
-            Where to write; its directory must exist.
+            The file to write, in a directory that exists.
 
         Returns
         -------
         pathlib.Path
-            The path written.
+            ``path``, as written.
         """
         models, arrays = [], {}
         for k, model in enumerate(self):

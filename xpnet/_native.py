@@ -46,6 +46,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import _tree
 from ._network import penalty
 
 #: Below this many classes, sums and maxima over them go column by column (same rounding).
@@ -334,7 +335,7 @@ class _Buffers(threading.local):
             rest = key[1:]
             longer = [v for (m, *r), v in self.by_shape.items() if m > n and tuple(r) == rest]
             if longer:
-                found = self.by_shape[key] = _first_rows(longer[0], n)
+                found = self.by_shape[key] = _tree.map(lambda a: a[:n], longer[0])
         if found is None:
             if len(self.by_shape) > 8:  # a few batch sizes at most are in use at once
                 self.by_shape.clear()
@@ -361,39 +362,22 @@ class _Buffers(threading.local):
         return found
 
 
-def _first_rows(value: Any, n: int) -> Any:
-    """The first ``n`` rows of every array in a dict of buffers (lists and None kept)."""
-    if isinstance(value, dict):
-        return {name: _first_rows(v, n) for name, v in value.items()}
-    if isinstance(value, list):
-        return [_first_rows(v, n) for v in value]
-    return None if value is None else value[:n]
-
-
 _BUFFERS = _Buffers()
 _FLAT = threading.local()
 
 
-class _Layout:
-    """Where each ``(W, b)`` sits in one flat vector, and the L2 strength of each entry."""
+class _Flat(_tree.Flat):
+    """The flat layout of one network's ``(W, b)`` pairs (see :class:`xpnet._tree.Flat`), in
+    one library's vectors, with the L2 strength of each entry."""
 
     def __init__(self, k: Kernels, shapes: tuple, like: Any, l2: float) -> None:
+        super().__init__(shapes)
         self.k, self.like = k, k.empty((0,), like)  # its dtype and device, not the array
-        self.slices = []
-        start = 0
-        for w_shape, b_shape in shapes:
-            pair = []
-            for shape in (w_shape, b_shape):
-                size = int(np.prod(shape))
-                pair.append((start, start + size, tuple(shape)))
-                start += size
-            self.slices.append(tuple(pair))
-        self.size = start
         # l2 on the weights, 0 on the biases: ``grad += l2_of * theta`` is ``dW += l2 W``
-        self.l2_of = k.empty((start,), like)
+        self.l2_of = k.empty((self.size,), like)
         self.l2_of[...] = 0.0
-        for (w_begin, w_end, _), _ in self.slices:
-            self.l2_of[w_begin:w_end] = l2
+        for begin, end in self.weights():
+            self.l2_of[begin:end] = l2
 
     def scratch(self) -> tuple[Any, Any]:
         """Two flat vectors of this thread's own (the gradient, and room for the update)."""
@@ -407,17 +391,8 @@ class _Layout:
         return mine[self]
 
     def pairs(self, flat: Any) -> list[tuple[Any, Any]]:
-        return [
-            tuple(flat[begin:end].reshape(shape) for begin, end, shape in pair)
-            for pair in self.slices
-        ]
-
-    def wide(self, flat: Any) -> list[Any]:
-        """Each layer's ``[W; b]``, shape ``(fan_in + 1, fan_out)``: ``W``, then ``b``."""
-        return [
-            flat[w_begin:b_end].reshape(w_shape[0] + 1, w_shape[1])
-            for (w_begin, _, w_shape), (_, b_end, _) in self.slices
-        ]
+        """The ``(W, b)`` views of ``flat``."""
+        return self.unpack(flat, lambda a, shape: a.reshape(shape))
 
     def flatten(self, pairs: Any) -> Any:
         """A new flat vector holding ``pairs``."""
@@ -453,9 +428,9 @@ class Step:
         self.act, self.slope = _ACTIVATIONS[activation]
         self.output, self.losses = _OUTPUTS[output]
         self.portable = portable
-        self.layouts: dict[tuple, _Layout] = {}
+        self.layouts: dict[tuple, _Flat] = {}
 
-    def _layout(self, params: list, X: Any, Y: Any, lr: Any) -> _Layout | None:
+    def _layout(self, params: list, X: Any, Y: Any, lr: Any) -> _Flat | None:
         k = self.k
         if not (k.owns(X) and k.owns(Y)) or not isinstance(lr, float):
             return None
@@ -467,7 +442,7 @@ class Step:
             same = all(k.owns(a) and k.key(a) == k.key(X) for a in (*arrays, Y))
             if not same or any(len(w) != 2 or len(b) != 1 for w, b in shapes):
                 return None
-            layout = self.layouts[key] = _Layout(k, shapes, X, self.l2)
+            layout = self.layouts[key] = _Flat(k, shapes, X, self.l2)
         return layout
 
     def __call__(self, params, slots, X, Y, sw, lr):
@@ -508,7 +483,7 @@ class Step:
         _BUFFERS.by_shape.clear()
         _FLAT.__dict__.pop("by_layout", None)
 
-    def _views(self, layout: _Layout, theta: Any, grad: Any, X: Any) -> _Views:
+    def _views(self, layout: _Flat, theta: Any, grad: Any, X: Any) -> _Views:
         """The parameters and gradients as matrices, and the batch's buffers, with ``X`` in."""
         augment = self.k.augment and not self.mean_gradients
         widths = tuple(shape[1] for (_, _, shape), _ in layout.slices)
@@ -524,14 +499,14 @@ class Step:
             return _Views(layout.pairs(theta), layout.wide(theta), layout.wide(grad), buffers)
         return _Views(layout.pairs(theta), None, layout.pairs(grad), buffers)
 
-    def _unpack(self, layout: _Layout, params: list, slots: Any) -> tuple:
+    def _unpack(self, layout: _Flat, params: list, slots: Any) -> tuple:
         """New flat copies of the parameters and of each slot: never the caller's arrays."""
         if slots is None:
             return layout.flatten(params), None
         groups = slots if self.kind == "adam" else (slots,)
         return layout.flatten(params), [layout.flatten(group) for group in groups]
 
-    def _pack(self, layout: _Layout, moments: list | None) -> Any:
+    def _pack(self, layout: _Flat, moments: list | None) -> Any:
         if moments is None:
             return None
         groups = [layout.pairs(flat) for flat in moments]

@@ -101,17 +101,7 @@ def check_X(X: Any, *, n_features: int | None = None, when: str = "fit", name: s
                 f"{name} could not be read as a 2-D numeric array: {exc}; pass a NumPy array "
                 "(or an array of another backend) of shape (n_samples, n_features)"
             ) from None
-    if X.ndim != 2:
-        raise ValueError(
-            f"{name} must be 2-D (n_samples, n_features), got an array of shape "
-            f"{tuple(X.shape)}; reshape a single feature with {name}.reshape(-1, 1) or a "
-            f"single sample with {name}.reshape(1, -1)"
-        )
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(
-            f"{name} is empty (shape {tuple(X.shape)}); it needs at least one sample and one "
-            "feature"
-        )
+    check_shape(name, tuple(X.shape))
     if isinstance(X, np.ndarray) and X.dtype == object:
         X = _floats_from_objects(X, name)
     xp = array_api_compat.array_namespace(X)
@@ -122,12 +112,32 @@ def check_X(X: Any, *, n_features: int | None = None, when: str = "fit", name: s
         finite = xp.isfinite(X)
         if not bool(_target.to_host(xp.all(finite))):
             raise ValueError(_non_finite(name, _target.to_host(finite), when))
-    if n_features is not None and X.shape[1] != n_features:
+    check_n_features(name, X.shape[1], n_features)
+    return X
+
+
+def check_shape(name: str, shape: tuple, what: str = "an array") -> None:
+    """Raise ValueError unless ``shape`` is 2-D with at least one row and one column."""
+    if len(shape) != 2:
         raise ValueError(
-            f"{name} has {_plural(X.shape[1], 'feature')}, but the model was fitted with "
+            f"{name} must be 2-D (n_samples, n_features), got {what} of shape {shape}; "
+            f"reshape a single feature with {name}.reshape(-1, 1) or a single sample with "
+            f"{name}.reshape(1, -1)"
+        )
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(
+            f"{name} is empty (shape {shape}); it needs at least one sample and one feature"
+        )
+
+
+def check_n_features(name: str, n: int, n_features: int | None) -> None:
+    """Raise ValueError unless ``n`` columns are the ``n_features`` a model was fitted with
+    (None: any)."""
+    if n_features is not None and n != n_features:
+        raise ValueError(
+            f"{name} has {_plural(n, 'feature')}, but the model was fitted with "
             f"{_plural(n_features, 'feature')}; pass data with the same columns as in fit"
         )
-    return X
 
 
 def _convert(X: Any) -> str:

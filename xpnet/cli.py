@@ -43,24 +43,23 @@ EXIT_STATUS = """exit status:
   141  stdout was closed early (xpnet demo | head), as for a program ended by SIGPIPE"""
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _int_from(minimum: int, says: str) -> Any:
+    """An argparse type: an int of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {says}, got {value}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+_count = _int_from(1, "at least 1")
+_non_negative_int = _int_from(0, "0 or more")
 
 
 def _non_negative_float(text: str) -> float:
@@ -78,6 +77,17 @@ def _positive_float(text: str) -> float:
     if value == 0:
         raise argparse.ArgumentTypeError("must be greater than 0")
     return value
+
+
+#: The training options demo and sweep share: flag, type, metavar, help (the default follows).
+_TRAINING = (
+    ("--epochs", _count, "N", "full-batch gradient descent passes"),
+    ("--samples", _count, "N", "points drawn by make_moons"),
+    ("--noise", _non_negative_float, "SD", "make_moons noise, a standard deviation"),
+    ("--seed", _non_negative_int, "S", "random_state of the data and seed of the initial weights"),
+    ("--lr", _positive_float, "RATE", "learning rate, the article's epsilon"),
+    ("--l2", _non_negative_float, "LAMBDA", "L2 strength on the weights, the article's reg_lambda"),
+)
 
 
 def _shared_options(**hidden: Any) -> argparse.ArgumentParser:
@@ -98,48 +108,9 @@ def _shared_options(**hidden: Any) -> argparse.ArgumentParser:
         "training on NumPy",
     )
     g.add_argument("--hidden", type=_count, metavar="N", **hidden)
-    g.add_argument(
-        "--epochs",
-        type=_count,
-        default=DEFAULTS["epochs"],
-        metavar="N",
-        help="full-batch gradient descent passes (default: %(default)s)",
-    )
-    g.add_argument(
-        "--samples",
-        type=_count,
-        default=DEFAULTS["samples"],
-        metavar="N",
-        help="points drawn by make_moons (default: %(default)s)",
-    )
-    g.add_argument(
-        "--noise",
-        type=_non_negative_float,
-        default=DEFAULTS["noise"],
-        metavar="SD",
-        help="make_moons noise, a standard deviation (default: %(default)s)",
-    )
-    g.add_argument(
-        "--seed",
-        type=_non_negative_int,
-        default=DEFAULTS["seed"],
-        metavar="S",
-        help="random_state of the data and seed of the initial weights (default: %(default)s)",
-    )
-    g.add_argument(
-        "--lr",
-        type=_positive_float,
-        default=DEFAULTS["lr"],
-        metavar="RATE",
-        help="learning rate, the article's epsilon (default: %(default)s)",
-    )
-    g.add_argument(
-        "--l2",
-        type=_non_negative_float,
-        default=DEFAULTS["l2"],
-        metavar="LAMBDA",
-        help="L2 strength on the weights, the article's reg_lambda (default: %(default)s)",
-    )
+    for flag, kind, metavar, text in _TRAINING:
+        help = f"{text} (default: %(default)s)"
+        g.add_argument(flag, type=kind, default=DEFAULTS[flag[2:]], metavar=metavar, help=help)
     o = p.add_argument_group("output")
     o.add_argument(
         "--out",
