@@ -223,7 +223,7 @@ def run_anatomy(passes: int = 2000, per_graph: int = 10) -> Table:
 
     def stepping(params: list) -> Callable[[], None]:
         def one() -> None:  # one pass, its result written back into the same arrays
-            new, _, _ = step(params, None, Xd, Yd, None, 0.01)
+            new, _, _ = step(params, (), Xd, Yd, None, 0.01)
             for (W, b), (W1, b1) in zip(params, new, strict=True):
                 W[...], b[...] = W1, b1
 

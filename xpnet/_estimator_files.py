@@ -138,9 +138,7 @@ def _check_estimator(est: Any) -> None:
     if opt is not None:
         if not isinstance(opt, OptState):
             raise Invalid("_opt_state is not an optimizer state")
-        slots = opt.slots
-        groups = [] if slots is None else [slots] if isinstance(slots, list) else list(slots)
-        for k, group in enumerate(groups):
+        for k, group in enumerate(opt.slots):
             _check_pairs(group, shapes, dtype, f"_opt_state.slots.{k}")
 
 

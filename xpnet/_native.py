@@ -424,7 +424,7 @@ class Step:
     def __init__(self, k, xp, optimizer, activation, output, l2, mean_gradients, portable):
         self.k, self.xp = k, xp
         self.optimizer, self.l2, self.mean_gradients = optimizer, l2, mean_gradients
-        self.kind = optimizer.rule()[0]
+        self.rule = optimizer.rule()[0]
         self.act, self.slope = _ACTIVATIONS[activation]
         self.output, self.losses = _OUTPUTS[output]
         self.portable = portable
@@ -499,18 +499,12 @@ class Step:
             return _Views(layout.pairs(theta), layout.wide(theta), layout.wide(grad), buffers)
         return _Views(layout.pairs(theta), None, layout.pairs(grad), buffers)
 
-    def _unpack(self, layout: _Flat, params: list, slots: Any) -> tuple:
-        """New flat copies of the parameters and of each slot: never the caller's arrays."""
-        if slots is None:
-            return layout.flatten(params), None
-        groups = slots if self.kind == "adam" else (slots,)
-        return layout.flatten(params), [layout.flatten(group) for group in groups]
+    def _unpack(self, layout: _Flat, params: list, slots: tuple) -> tuple:
+        """New flat copies of the parameters and of each moment: never the caller's arrays."""
+        return layout.flatten(params), [layout.flatten(moment) for moment in slots]
 
-    def _pack(self, layout: _Flat, moments: list | None) -> Any:
-        if moments is None:
-            return None
-        groups = [layout.pairs(flat) for flat in moments]
-        return tuple(groups) if self.kind == "adam" else groups[0]
+    def _pack(self, layout: _Flat, moments: list) -> tuple:
+        return tuple(layout.pairs(flat) for flat in moments)
 
     def _gradients(self, k: Kernels, views, theta, grad, l2_of, X, Y, sw, scratch) -> Any:
         """The gradient into ``grad``; the reported loss when ``mean_gradients``, else None.
@@ -568,36 +562,46 @@ class Step:
 
     def _update(self, k: Kernels, theta, grad, moments, lr, scratch) -> None:
         """The optimizer's update of :mod:`xpnet._optim`, in place on the flat vectors."""
-        opt = self.optimizer
-        if self.kind == "adam":
-            first, second = moments
-            b1, b2 = opt.beta_1, opt.beta_2
-            k.multiply(first, b1, first)
-            k.multiply(grad, 1 - b1, scratch)
-            k.add(first, scratch, first)  # b1 m + (1 - b1) g
-            k.multiply(second, b2, second)
-            k.multiply(grad, grad, grad)
-            k.multiply(grad, 1 - b2, grad)
-            k.add(second, grad, second)  # b2 v + (1 - b2) g^2
-            k.sqrt(second, grad)
-            k.add(grad, opt.epsilon, grad)
-            k.multiply(first, -lr, scratch)
-            k.divide(scratch, grad, grad)
-            k.add(theta, grad, theta)  # p + (-lr m) / (sqrt(v) + eps)
-        elif moments is None:
-            k.multiply(grad, lr, grad)
-            k.subtract(theta, grad, theta)  # p - lr g
-        else:
-            (velocity,) = moments
-            mu = opt.momentum
-            k.multiply(velocity, mu, velocity)
-            k.multiply(grad, lr, grad)
-            k.subtract(velocity, grad, velocity)  # mu v - lr g
-            move = velocity
-            if opt.nesterov:
-                move = k.multiply(velocity, mu, scratch)
-                k.subtract(move, grad, move)  # mu v - lr g, with the new v
-            k.add(theta, move, theta)
+        _UPDATES[self.rule](k, self.optimizer, theta, grad, moments, lr, scratch)
+
+
+# -- optimizer updates in place, by the optimizers' own names ------------------------------
+def _sgd(k: Kernels, opt: Any, theta, grad, moments, lr, scratch) -> None:
+    if not moments:
+        k.multiply(grad, lr, grad)
+        k.subtract(theta, grad, theta)  # p - lr g
+        return
+    (velocity,) = moments
+    mu = opt.momentum
+    k.multiply(velocity, mu, velocity)
+    k.multiply(grad, lr, grad)
+    k.subtract(velocity, grad, velocity)  # mu v - lr g
+    move = velocity
+    if opt.nesterov:
+        move = k.multiply(velocity, mu, scratch)
+        k.subtract(move, grad, move)  # mu v - lr g, with the new v
+    k.add(theta, move, theta)
+
+
+def _adam(k: Kernels, opt: Any, theta, grad, moments, lr, scratch) -> None:
+    first, second = moments
+    b1, b2 = opt.beta_1, opt.beta_2
+    k.multiply(first, b1, first)
+    k.multiply(grad, 1 - b1, scratch)
+    k.add(first, scratch, first)  # b1 m + (1 - b1) g
+    k.multiply(second, b2, second)
+    k.multiply(grad, grad, grad)
+    k.multiply(grad, 1 - b2, grad)
+    k.add(second, grad, second)  # b2 v + (1 - b2) g^2
+    k.sqrt(second, grad)
+    k.add(grad, opt.epsilon, grad)
+    k.multiply(first, -lr, scratch)
+    k.divide(scratch, grad, grad)
+    k.add(theta, grad, theta)  # p + (-lr m) / (sqrt(v) + eps)
+
+
+#: Each optimizer's update, keyed by its rule's name (``optimizer.rule()[0]``).
+_UPDATES: dict[str, Callable] = {"sgd": _sgd, "adam": _adam}
 
 
 def _recording(k: Kernels, program: list) -> Kernels:
@@ -646,7 +650,7 @@ def step(
     one applies."""
     if activation not in _ACTIVATIONS or output not in _OUTPUTS:
         return None
-    if optimizer.rule()[0] not in ("sgd", "adam"):
+    if optimizer.rule()[0] not in _UPDATES:
         return None
     if library not in _MADE:
         _MADE[library] = _KERNELS[library]()

@@ -41,9 +41,10 @@ class OptState(NamedTuple):
     learning_rate : float, array or list
         The step size of the last update (before any update: of the first).
         scikit-learn reads it as ``_optimizer.learning_rate``.
-    slots : list or None
-        Per-parameter device arrays: SGD's velocities (None without momentum),
-        Adam's first and second moments.
+    slots : tuple
+        The moments the optimizer keeps, each a list of ``(W, b)`` pairs on the
+        device: none for plain SGD, the velocity with momentum, Adam's first
+        and second moments.
     """
 
     count: int
@@ -52,11 +53,20 @@ class OptState(NamedTuple):
 
 
 def opt_state_from(fields: dict, path: str) -> OptState:
-    """An :class:`OptState` from a file's decoded fields, checked (see :mod:`xpnet._codec`)."""
+    """An :class:`OptState` from a file's decoded fields, checked (see :mod:`xpnet._codec`).
+
+    Files before the moments were always a tuple hold None for plain SGD and a bare list
+    for SGD's velocity: both read as today's tuple.
+    """
     count = fields.get("count")
     if not is_int(count) or count < 0:
         raise Invalid(f"{path}.count is {count!r}, not a count of updates")
-    return OptState(count, fields.get("learning_rate"), fields.get("slots"))
+    slots = fields.get("slots")
+    if slots is None or isinstance(slots, list):
+        slots = () if slots is None else (slots,)
+    if not isinstance(slots, tuple):
+        raise Invalid(f"{path}.slots is not a tuple of moments")
+    return OptState(count, fields.get("learning_rate"), slots)
 
 
 def _scaled(rate: Any, n_layers: int) -> list:
@@ -88,9 +98,9 @@ class SGD:
         return ("sgd", float(self.momentum), bool(self.nesterov) and self.momentum > 0)
 
     def init(self, xp: Any, params: Pairs) -> OptState:
-        slots = None
+        slots: tuple = ()
         if self.momentum != 0:
-            slots = [(xp.zeros_like(W), xp.zeros_like(b)) for W, b in params]
+            slots = ([(xp.zeros_like(W), xp.zeros_like(b)) for W, b in params],)
         return OptState(0, self.learning_rate_init, slots)
 
     def step_size(self, state: OptState) -> Any:
@@ -105,15 +115,16 @@ class SGD:
 
     def update(self, xp: Any, params: Pairs, grads: Pairs, slots: Any, lr: Any) -> tuple:
         rates = _scaled(lr, len(params))
-        if slots is None:
+        if not slots:
             return [
                 (W - r * dW, b - r * db)
                 for (W, b), (dW, db), r in zip(params, grads, rates, strict=True)
-            ], None
+            ], ()
         mu = self.momentum
+        (velocity,) = slots
         velocities = [
             (mu * vW - r * dW, mu * vb - r * db)
-            for (vW, vb), (dW, db), r in zip(slots, grads, rates, strict=True)
+            for (vW, vb), (dW, db), r in zip(velocity, grads, rates, strict=True)
         ]
         moves = velocities
         if self.nesterov:
@@ -122,7 +133,7 @@ class SGD:
                 for (vW, vb), (dW, db), r in zip(velocities, grads, rates, strict=True)
             ]
         params = [(W + mW, b + mb) for (W, b), (mW, mb) in zip(params, moves, strict=True)]
-        return params, velocities
+        return params, (velocities,)
 
     def advance(self, state: OptState, lr: Any, slots: Any) -> OptState:
         return OptState(state.count + 1, lr, slots)
@@ -199,3 +210,6 @@ class Adam:
 
 
 Optimizer = SGD | Adam
+
+#: The optimizers, by the name their ``rule()`` starts with.
+OPTIMIZERS: dict[str, type] = {"sgd": SGD, "adam": Adam}
