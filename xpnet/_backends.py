@@ -326,7 +326,7 @@ class _Torch(Adapter):
 
     def threads_for(self, device: Any, elements: int) -> contextlib.AbstractContextManager:
         # On the CPU, torch spreads even a 200 x 3 product over its threads, and waking
-        # them costs several times the product (27 us against 6 us for one thread).
+        # them costs several times the product itself.
         if not self.on_host(device) or elements >= _SMALL:
             return contextlib.nullcontext()
         return _torch_threads(self.load(), 1)

@@ -36,7 +36,7 @@ def is_dask(x: Any) -> bool:
     return array_api_compat.is_dask_array(x)
 
 
-def wanted(X: Any, backend: Any) -> bool:
+def trains_on_chunks(X: Any, backend: Any) -> bool:
     """Whether training runs on dask: X is a dask array (backend None), or backend="dask"
     with dask installed (without, the backend rules fall back to NumPy, or raise).
 
@@ -66,7 +66,7 @@ def _dask() -> Any:
 
 
 # -- input --------------------------------------------------------------------------------
-def rows(X: Any) -> Any:
+def chunked_rows(X: Any) -> Any:
     """A NumPy X as a dask array chunked by rows: dask's automatic row count per chunk
     (about ``dask.config.get("array.chunk-size")`` bytes, 128 MiB by default), all the
     columns in each chunk.
@@ -136,7 +136,9 @@ def align(a: Any, X: Any, name: str) -> Any:
                 f"X has {X.shape[0]} samples but {name} has "
                 f"{a.shape[0] if a.ndim else 'no'} rows; pass one per sample"
             )
-        return _da().from_array(a, chunks=(X.chunks[0], *a.shape[1:])).persist()  # as rows()
+        return (
+            _da().from_array(a, chunks=(X.chunks[0], *a.shape[1:])).persist()
+        )  # as in chunked_rows()
     if a.ndim not in (1, 2) or any(math.isnan(c) for c in a.chunks[0]):
         raise ValueError(
             f"{name} must be a 1-D (or 2-D) dask array with known chunk sizes, got shape "
@@ -178,7 +180,7 @@ def _refuse_nonfinite(count: int, name: str = "X", fitting: bool = True) -> None
         )
 
 
-def first_look(
+def check_in_one_compute(
     X: Any, y: Any, sample_weight: Any, *, classes: bool, batches: int | None = None
 ) -> tuple[Any, int]:
     """The estimators' checks of their dask input, in one compute.
@@ -268,8 +270,8 @@ def _namespace(Xc: Any) -> Any:
 
 def _aligned(a: Any) -> Any:
     """A NumPy chunk on an aligned buffer: one that dask.distributed read back from disk
-    may sit at an odd address, where NumPy's and BLAS's kernels run several times slower
-    (12x, measured on a 250,000 x 64 chunk): a copy costs less than one batch."""
+    may sit at an odd address, where NumPy's and BLAS's kernels run several times slower:
+    a copy costs less than one batch."""
     if isinstance(a, np.ndarray) and not a.flags.aligned:
         return a.copy()
     return a
@@ -403,7 +405,7 @@ def _chunk_epoch(
     sw = None
     if swc is not None:
         sw = np.asarray(_target.to_host(swc))
-        # unshuffled batches were checked before training (first_look); shuffled ones are
+        # unshuffled batches were checked before training (check_in_one_compute); shuffled ones are
         # checked here, in the task, before its chunk's first batch
         risky = None if seed is None else _validation.batch_weight_risk(sw, spec.batch_size)
         if risky is not None:
@@ -584,7 +586,7 @@ class Chunks:
         ``Y`` the lazy class index of each row, chunked alike."""
         self.refuse(device=device)
         target = self.target()
-        X = check_X(X if is_dask(X) else rows(_validation.check_X(X)))
+        X = check_X(X if is_dask(X) else chunked_rows(_validation.check_X(X)))
         found = labels(X, y)
         dtype = _target.resolve_dtype(target, np.zeros(0, X.dtype), dtype)
         Xt = X.astype(_target.dtype_name(dtype))
@@ -633,7 +635,7 @@ class Chunks:
 
     # -- the estimators' input ----------------------------------------------------------
     def from_memory(self, X: Any) -> Any:
-        return rows(X)
+        return chunked_rows(X)
 
     def check_X(self, X: Any, **how: Any) -> Any:
         return check_X(X, **how)
@@ -645,7 +647,7 @@ class Chunks:
         return align(a, X, name)
 
     def check_targets(self, X: Any, y: Any, sw: Any, *, classes: bool, batches: Any) -> tuple:
-        return first_look(X, y, sw, classes=classes, batches=batches)
+        return check_in_one_compute(X, y, sw, classes=classes, batches=batches)
 
     def minibatch_problem(
         self, target: Any, X: Any, y: Any, sw: Any, optimizer: Any, activation: str,

@@ -27,7 +27,7 @@ from sklearn.utils.validation import _check_sample_weight, column_or_1d, validat
 
 from . import _init, _sources, _steps, _target, _train, _tree, _validation
 from ._exceptions import TrainingInterruptedWarning, warn
-from ._model import put
+from ._model import as_input
 from ._network import forward, loss_and_gradients, out_activation
 from ._optim import SGD, Adam
 from ._validation import is_sparse
@@ -111,7 +111,7 @@ def fit(est, X: Any, y: Any, sample_weight: Any, incremental: bool):
     if first_pass:
         _initialize(est, layer_units, np_dtype)
 
-    Xt = put(target, X, dtype)
+    Xt = as_input(target, X, dtype)
     if est.solver in STOCHASTIC and isinstance(est, ClassifierMixin):
         # A byte a label, cast a batch at a time; Y is already this fit's own copy.
         Yt = target.asarray(Y if Y.dtype == bool else Y.astype(bool))
@@ -177,7 +177,9 @@ def _fit_chunks(est, source, X, y, sample_weight, incremental, hidden, first_pas
         one_epoch=incremental, divergence="stop", interruptible=True,
     )  # fmt: skip
     state = _train.run(state, problem, rules, _verbose_observer(est, first))
-    return _set_weights(est, _target.host_tree(_keep(est, state, first, incremental)), np_dtype)
+    return _set_weights(
+        est, _target.host_tree(_keep_result(est, state, first, incremental)), np_dtype
+    )
 
 
 def _set_weights(est, host: list, np_dtype: np.dtype):
@@ -286,7 +288,7 @@ def _fit_stochastic(est, target, params, Xt, Yt, Y_host, swt, incremental, dtype
         checkpoint_every=est.checkpoint_every if save is not None else None,
     )  # fmt: skip
     state = _train.run(state, problem, rules, _verbose_observer(est, first), save)
-    return _keep(est, state, first, incremental)
+    return _keep_result(est, state, first, incremental)
 
 
 def _batch_size(est, n: int) -> int:
@@ -301,7 +303,7 @@ def _batch_size(est, n: int) -> int:
     return int(np.clip(est.batch_size, 1, n))
 
 
-def _keep(est, state: _train.TrainState, first: int, incremental: bool) -> list:
+def _keep_result(est, state: _train.TrainState, first: int, incremental: bool) -> list:
     """Keep a stochastic run's state in the fitted attributes, warn and raise as
     scikit-learn does; the parameters to keep (the best ones with early stopping)."""
     if state.stopped == "interrupted":

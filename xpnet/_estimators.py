@@ -43,7 +43,7 @@ from sklearn.utils.validation import (
 from . import _backends, _estimator_training, _sources, _target, _validation
 from ._estimator_training import STOCHASTIC
 from ._exceptions import BackendFallbackWarning
-from ._model import Model, follow
+from ._model import Model, like_input
 from ._optim import OptState
 
 #: The parameters xpnet adds to scikit-learn's, with their constraints.
@@ -465,7 +465,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return lazy
         X = self._predict_input(X)
         model = self._model_for(X)
-        return follow(model.probabilities(model.outputs(X)), X, keep_float=True)
+        return like_input(model.probabilities(model.outputs(X)), X, keep_float=True)
 
     def predict_log_proba(self, X: Any) -> Any:
         """The logarithm of :meth:`predict_proba`."""
@@ -491,7 +491,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             labels = model.labels_of(model.class_index(out), X)
             return _target.to_host(labels) if _target.is_host_input(X) else labels
         indicator = self._label_binarizer.inverse_transform(_target.to_host(out))
-        return indicator if _target.is_host_input(X) else follow(indicator, X, keep_float=False)
+        return indicator if _target.is_host_input(X) else like_input(indicator, X, keep_float=False)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy (subset accuracy for multi-label), as scikit-learn's."""
@@ -566,7 +566,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if self.n_outputs_ == 1:
             with model.target.activate():
                 out = model.target.xp.reshape(out, (-1,))
-        return follow(out, X, keep_float=True)
+        return like_input(out, X, keep_float=True)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """The coefficient of determination R^2, as scikit-learn's."""

@@ -32,7 +32,7 @@ LAYOUTS = ("stacked", "padded", "side_by_side", "one_by_one")
 
 # The layout cost model: one hidden unit of one sample costs a few elementwise
 # operations (the activation, its slope, the update), each far dearer than a
-# multiply-add of a matrix product.  Measured on NumPy (benchmarks/bench_grid.py).
+# multiply-add of a matrix product (benchmarks/bench_grid.py measures the choice).
 _UNIT_COST = 200.0
 # Arrays of the activations' size alive at once in a pass, for the memory estimate.
 _LIVE = 6
@@ -41,10 +41,9 @@ _UNKNOWN_DEVICE_BUDGET = 2 * 1024**3
 # In host memory, stacks stay about cache-sized: activations of some 32k float64
 # entries (benchmarks/bench_grid.py: larger stacks of wide models lose to the cache).
 _CPU_STACK_BYTES = _LIVE * 32768 * 8
-# On the CPU with a native step, models train one by one, except groups of more than this
-# many of equal widths, which stack.  Measured over 3000 passes of the article's moons: the
-# sweep of 7 widths as fast either way; 100 models of widths 1..50 in half the time of the
-# padded and side-by-side stacks; 64 of hidden 3 as fast either way, 256 10% slower.
+# On the CPU with a fast step, models train one by one, except groups of more than this
+# many of equal widths, which stack: where one by one stops paying (benchmarks/bench_grid.py
+# times both).
 _ONE_BY_ONE = 64
 
 

@@ -16,7 +16,7 @@ from typing import Any, overload
 from . import _files, _target, _validation
 from ._codec import Invalid, is_int
 from ._exceptions import ModelFileError
-from ._model import Model, Stored, follow
+from ._model import Model, Stored, like_input
 
 #: The sweepable settings, in the order their product varies (the first slowest).
 AXES = ("hidden", "seed", "lr", "l2", "activation", "epochs", "log_every")
@@ -245,7 +245,7 @@ class ModelGrid(Sequence):
             raise ValueError("this grid holds no models; there is nothing to predict with")
         X = _validation.check_X(X, n_features=models[0].n_features_in_, when="predict")
         here = _target.target_of(X)
-        each = [follow(m.probabilities(m.outputs(X)), X, keep_float=True) for m in models]
+        each = [like_input(m.probabilities(m.outputs(X)), X, keep_float=True) for m in models]
         with here.activate():
             probas = here.xp.stack(each)
             return probas if reduce is None else here.xp.mean(probas, axis=0)

@@ -152,10 +152,10 @@ class Model:
         rows, n = chunk_rows(self), X.shape[0]
         with t.activate():
             if n <= rows:
-                return self._forward(put(t, X, self.dtype))
+                return self._forward(as_input(t, X, self.dtype))
             # [start:stop, :] slices every backend's arrays and SciPy's sparse rows alike
             chunks = (X[i : min(i + rows, n), :] for i in range(0, n, rows))
-            parts = [self._forward(put(t, chunk, self.dtype)) for chunk in chunks]
+            parts = [self._forward(as_input(t, chunk, self.dtype)) for chunk in chunks]
             return t.xp.concat(parts, axis=0)
 
     def _forward(self, Xt: Any) -> Any:
@@ -212,7 +212,7 @@ class Model:
         if lazy is not None:  # rows in chunks: each chunk predicted as an in-memory X
             return lazy
         X = _validation.check_X(X, n_features=self.n_features_in_, when="predict")
-        return follow(self.probabilities(self.outputs(X)), X, keep_float=True)
+        return like_input(self.probabilities(self.outputs(X)), X, keep_float=True)
 
     def predict(self, X: Any) -> Any:
         """The most probable class of each sample.
@@ -307,7 +307,7 @@ class Model:
             When the backend cannot be used and ``fallback=False``.
         """
         target = _target.resolve(backend, device, None, fallback)
-        dtype = _target.dtype_on(target, self.dtype, warn_if_narrower=True)
+        dtype = _target.dtype_on(target, self.dtype, narrowing="float64 parameters become float32")
         fields = dict(
             hidden=self.hidden, activation=self.activation, l2=self.l2, classes=self.classes_,
             n_features_in=self.n_features_in_, loss_curve=list(self.loss_curve),
@@ -411,7 +411,8 @@ class Stored(NamedTuple):
 
     def build(self, target: _target.Target) -> Model:
         """The model, its parameters moved to ``target``."""
-        dtype = _target.loaded_dtype(target, self.dtype)
+        narrowing = "the float64 parameters are loaded as float32"
+        dtype = _target.dtype_on(target, self.dtype, narrowing=narrowing)
         params = _target.moved(target, self.params, dtype)
         return Model(target=target, params=params, dtype=dtype, **self.fields)
 
@@ -508,7 +509,7 @@ def chunk_rows(model: Model) -> int:
     return max(1, PREDICT_CHUNK_BYTES // (itemsize * (sum(widths) + 2 * max(widths))))
 
 
-def put(target: _target.Target, X: Any, dtype: Any) -> Any:
+def as_input(target: _target.Target, X: Any, dtype: Any) -> Any:
     """X on ``target`` in ``dtype``; SciPy sparse X stays sparse where the target takes it."""
     if _validation.is_sparse(X):
         if target.takes_host_sparse():
@@ -517,7 +518,7 @@ def put(target: _target.Target, X: Any, dtype: Any) -> Any:
     return target.asarray(X, dtype)
 
 
-def follow(result: Any, X: Any, *, keep_float: bool) -> Any:
+def like_input(result: Any, X: Any, *, keep_float: bool) -> Any:
     """``result`` moved to X's namespace and device, and to X's float dtype.
 
     Lists, SciPy sparse matrices and NumPy arrays get NumPy results.

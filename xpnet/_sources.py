@@ -14,6 +14,6 @@ def source_of(X: Any, *others: Any, backend: Any = None) -> Any:
     Raises ValueError for a dask X with another named backend, before anything is
     computed.
     """
-    if _dask.wanted(X, backend) or any(_dask.is_dask(a) for a in others):
+    if _dask.trains_on_chunks(X, backend) or any(_dask.is_dask(a) for a in others):
         return _dask.CHUNKS
     return _rows.IN_MEMORY

@@ -321,13 +321,14 @@ def dtype_name(dtype: Any) -> str:
         return str(dtype).rsplit(".", 1)[-1]  # torch.float32 -> float32
 
 
-def dtype_on(target: Target, dtype: Any, *, warn_if_narrower: bool = False) -> Any:
+def dtype_on(target: Target, dtype: Any, *, narrowing: str | None = None) -> Any:
     """``dtype`` (of any backend) as an object of ``target.xp``: float64 becomes
-    float32 where the target has no float64 (with a UserWarning if asked)."""
+    float32 where the target has no float64, with a UserWarning saying that ``narrowing``
+    happens when it is given."""
     name = dtype_name(dtype)
     if name == "float64" and not target.has_float64():
-        if warn_if_narrower:
-            warn(_no_float64(target, "the model's float64 parameters become float32"), UserWarning)
+        if narrowing is not None:
+            warn(_no_float64(target, narrowing), UserWarning)
         name = "float32"
     return getattr(target.xp, name)
 
@@ -398,19 +399,6 @@ def placed(
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return target
-
-
-def loaded_dtype(target: Target, name: str) -> Any:
-    """``name`` on ``target``; float64 becomes float32, with a warning, where it has none."""
-    dtype = dtype_on(target, name)
-    if dtype_name(dtype) != name:
-        warn(
-            f"backend {target.name!r} on {target.device} has no float64: the float64 parameters "
-            "are loaded as float32 (for JAX, jax.config.update('jax_enable_x64', True) before "
-            "loading keeps float64)",
-            UserWarning,
-        )
-    return dtype
 
 
 # -- the file codec, with devices written by their libraries ------------------------------------

@@ -28,6 +28,7 @@ import array_api_compat
 import numpy as np
 
 from . import _target
+from ._codec import is_int
 from ._network import ACTIVATIONS
 
 #: The largest value of the settings that have one: passes and intervals an int32 loop
@@ -425,10 +426,6 @@ def check_batch_weights(
 
 
 # -- settings ------------------------------------------------------------------------------
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def check_hidden(hidden: Any, name: str = "hidden") -> tuple[int, ...]:
     """``hidden`` as a tuple of layer sizes, each an int from 1 to 2**31 - 1."""
     sizes = (hidden,) if isinstance(hidden, numbers.Integral) else hidden
@@ -438,12 +435,12 @@ def check_hidden(hidden: Any, name: str = "hidden") -> tuple[int, ...]:
         raise ValueError(
             f"{name} must be an int or a tuple of ints, got {_shown(hidden)}"
         ) from None
-    if not sizes or not all(_is_int(h) for h in sizes):
+    if not sizes or not all(is_int(h) for h in sizes):
         raise ValueError(
             f"{name} must be an int or a non-empty tuple of ints, got {_shown(hidden)}"
         )
     # what was passed: 0 for 0, [3, 0] for [3, 0] (not the tuple made of it; NumPy ints as ints)
-    if _is_int(hidden):
+    if is_int(hidden):
         given = repr(int(hidden))
     elif isinstance(hidden, (list, tuple)):
         given = repr((list if isinstance(hidden, list) else tuple)(int(h) for h in sizes))
@@ -471,7 +468,7 @@ def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -
     """``value`` as an int from ``minimum`` to ``maximum`` (by default the setting's own
     limit, if it has one).  Python and NumPy ints pass; bools, floats and strings do not."""
     maximum = _MAXIMA.get(name) if maximum is None else maximum
-    if not _is_int(value) or value < minimum or (maximum is not None and value > maximum):
+    if not is_int(value) or value < minimum or (maximum is not None and value > maximum):
         limits = f"of at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
         shown = _shown(value)
         if isinstance(value, (float, np.floating)):
