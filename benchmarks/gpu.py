@@ -18,7 +18,7 @@ import numpy as np
 
 import xpnet
 
-from . import _init, _steps, w1, w2
+from . import w1, w2
 from ._report import Table, best, fmt_s, fmt_x, interleaved, median, progress, target
 
 
@@ -208,7 +208,7 @@ def run_anatomy(passes: int = 2000, per_graph: int = 10) -> Table:
     import cupy
     from cupyx.profiler import benchmark
 
-    from xpnet import _optim, _target
+    from xpnet import _init, _optim, _steps, _target
 
     X, y = w1.moons()
     target = _target.target_for("cupy", None)

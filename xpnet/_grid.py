@@ -11,12 +11,15 @@ import os
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
-from . import _files, _target, _validation
+from . import _target, _validation
 from ._codec import Invalid, is_int
 from ._exceptions import ModelFileError
 from ._model import Model, Stored, like_input
+
+if TYPE_CHECKING:
+    from ._files import Archive
 
 #: The sweepable settings, in the order their product varies (the first slowest).
 AXES = ("hidden", "seed", "lr", "l2", "activation", "epochs", "log_every")
@@ -163,11 +166,13 @@ class ModelGrid(Sequence):
             "layouts": encode(tuple(self.layouts), "layouts"),
         }
         arrays.update(encode.arrays)
+        from . import _files  # zipfile and json load when a file is written
+
         return _files.write(path, "grid", {"grid": meta}, arrays)
 
     @classmethod
     def from_archive(
-        cls, archive: _files.Archive, where: Any, backend: Any, device: Any, fallback: bool
+        cls, archive: Archive, where: Any, backend: Any, device: Any, fallback: bool
     ) -> ModelGrid:
         """The grid of ``archive``, its models placed as :func:`xpnet.load` says."""
         meta = archive.meta.get("grid")

@@ -5,15 +5,18 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from . import _files, _sources, _target, _validation
+from . import _sources, _target, _validation
 from ._codec import FLOATS, Invalid, is_int, is_real, labels_from_node, labels_node
 from ._exceptions import ModelFileError
 from ._network import ACTIVATIONS, OUTPUTS, forward, mean_loss, out_activation
 from ._rows import one_hot
+
+if TYPE_CHECKING:  # the file modules (zipfile, json) load when a file is written or read
+    from ._files import Archive
 
 
 class Model:
@@ -126,11 +129,11 @@ class Model:
             The path written.
         """
         meta, arrays = self.record()
+        from . import _files  # zipfile and json load with the first file
+
         return _files.write(path, "model", {"model": meta}, arrays)
 
     def __getstate__(self) -> dict:
-        # The parameters travel as host arrays with the names of their backend and device,
-        # never the array library itself: a pickle made on a GPU loads on a CPU-only machine.
         return _pickled(self)
 
     def __setstate__(self, state: dict) -> None:
@@ -388,6 +391,8 @@ class Stored(NamedTuple):
                     f"it has {len(classes)} classes but {layers[-1]} outputs (layer sizes {layers})"
                 )
         names = [f"{prefix}{p}{i}" for i in range(len(layers) - 1) for p in "Wb"]
+        from . import _files  # zipfile and json load with the first file
+
         found = _files.require(_files.Archive("model", meta, arrays), where, names)
         params = []
         for i in range(len(layers) - 1):
@@ -448,7 +453,7 @@ def _record(model: Model, prefix: str = "") -> tuple[dict, dict[str, np.ndarray]
 
 
 def from_archive(
-    archive: _files.Archive, where: Any, what: str, prefix: str, backend: Any, device: Any,
+    archive: Archive, where: Any, what: str, prefix: str, backend: Any, device: Any,
     fallback: bool,
 ) -> Model:  # fmt: skip
     """The model of ``archive`` (its description under "model"), placed as
@@ -462,7 +467,10 @@ def from_archive(
 
 
 def _pickled(model: Model) -> dict:
-    """A Model's pickled state: its record, and any other attributes as they are."""
+    """A Model's pickled state: its record, and any other attributes as they are.
+
+    The parameters travel as host arrays with the names of their backend and device, never
+    the array library itself: a pickle made on a GPU loads on a CPU-only machine."""
     meta, arrays = _record(model)
     others = {k: v for k, v in vars(model).items() if k not in _RECORDED}
     return {
@@ -486,6 +494,8 @@ def _unpickle(model: Model, state: dict) -> None:
         raise ModelFileError(
             f"{where} was pickled by a newer xpnet (state {version!r}); upgrade xpnet to load it"
         )
+    from . import _files
+
     archive = _files.Archive("model", {"model": state.get("meta")}, state["arrays"])
     built = from_archive(archive, where, "model", "", None, None, True)
     model.__dict__.update(vars(built))

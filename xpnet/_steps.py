@@ -21,7 +21,6 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from . import _native
 from ._network import gradients, loss_and_gradients, mean_loss
 from ._optim import Optimizer
 from ._target import Target
@@ -119,6 +118,8 @@ def _without_loss(step: StepFunction) -> Callable:
 
 def _native_step(library: str) -> Callable[..., Step | None]:
     def make(target: Target, portable: StepFunction, *config: Any) -> Step | None:
+        from . import _native  # with the first fit: import xpnet stays light
+
         fast = _native.step(library, target.xp, *config, portable=portable)
         if fast is None:
             return None

@@ -163,7 +163,8 @@ def target_for(name: str, requested_device: Any) -> Target:
     if not info.installed or not info.devices:
         raise NoDevice(info.reason)
     dev = adapter.device(requested_device)
-    return Target(name, adapter.namespace(), dev)
+    # a library that holds only rows (dask) keeps its parameters on another one's target
+    return Target(adapter.parameters_on(), adapter.namespace(), dev)
 
 
 def adapter_of(x: Any) -> Adapter | None:
