@@ -18,9 +18,9 @@ name and the device's text by the backends' own functions).
 from __future__ import annotations
 
 import numbers
+import os
 import re
 from collections.abc import Callable
-from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -183,8 +183,8 @@ class Encoder:
                 "y_type": str(value.y_type_),
                 "sparse_input": bool(value.sparse_input_),
             }
-        if isinstance(value, PurePath):
-            return {"$": "path", "text": str(value)}
+        if isinstance(value, os.PathLike):  # a pathlib path (pathlib itself loads lazily)
+            return {"$": "path", "text": os.fspath(value)}
         found = self.device(value) if self.device is not None else None
         if found is not None:
             return {"$": "device", "library": found[0], "text": found[1]}
@@ -246,6 +246,8 @@ class Decoder:
         if tag == "path":
             if not isinstance(node.get("text"), str):
                 raise Invalid(f"{path} is not a path")
+            from pathlib import Path
+
             return Path(node["text"])
         if tag == "device":
             library, text = node.get("library"), node.get("text")
