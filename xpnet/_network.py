@@ -111,18 +111,21 @@ def _softplus(xp: Any, z: Array) -> Array:
 
 def _clipped_log_losses(xp: Any, p: Array, Y: Array, binary: bool, axis: int) -> Array:
     eps = xp.finfo(p.dtype).eps
-    p = xp.clip(p, eps, 1.0 - eps)
+    # clip(p, eps, 1 - eps) as one elementwise operation each way: NaN stays NaN, as with
+    # np.clip, and no library syncs with the host (array-api-compat's generic clip does)
+    p = xp.minimum(xp.maximum(p, eps), 1.0 - eps)
     per_entry = -Y * xp.log(p)
     if binary:
         per_entry = per_entry - (1.0 - Y) * xp.log(1.0 - p)
     return xp.sum(per_entry, axis=axis)
 
 
-def _poisson_deviance(xp: Any, z: Array, Y: Array, axis: int = -1) -> Array:
+def _poisson_deviance(xp: Any, z: Array, mu: Array, Y: Array, axis: int = -1) -> Array:
+    """``y log(y / mu) - y + mu`` summed, with ``mu = exp(z)``."""
     positive = Y > 0
     safe_Y = xp.where(positive, Y, xp.ones_like(Y))
     y_log_y = xp.where(positive, Y * xp.log(safe_Y), xp.zeros_like(Y))
-    return xp.sum(y_log_y - Y * z - Y + xp.exp(z), axis=axis)
+    return xp.sum(y_log_y - Y * z - Y + mu, axis=axis)
 
 
 class Output(NamedTuple):
@@ -147,22 +150,22 @@ OUTPUT_TABLE: dict[str, Output] = {
     "softmax": Output(
         softmax,
         lambda xp, z, Y, axis=-1: xp.sum(-Y * log_softmax(xp, z, axis), axis=axis),
-        lambda xp, z, Y, axis=-1: _clipped_log_losses(xp, softmax(xp, z, axis), Y, False, axis),
+        lambda xp, z, p, Y, axis=-1: _clipped_log_losses(xp, p, Y, False, axis),
     ),
     "logistic": Output(  # -y log p - (1-y) log(1-p), with p = logistic(z)
         lambda xp, z, axis=-1: logistic(xp, z),
         lambda xp, z, Y, axis=-1: xp.sum(_softplus(xp, z) - Y * z, axis=axis),
-        lambda xp, z, Y, axis=-1: _clipped_log_losses(xp, logistic(xp, z), Y, True, axis),
+        lambda xp, z, p, Y, axis=-1: _clipped_log_losses(xp, p, Y, True, axis),
     ),
     "identity": Output(
         lambda xp, z, axis=-1: z,
         lambda xp, z, Y, axis=-1: xp.sum(0.5 * (z - Y) ** 2, axis=axis),
-        lambda xp, z, Y, axis=-1: 0.5 * xp.mean((z - Y) ** 2, axis=axis),
+        lambda xp, z, out, Y, axis=-1: 0.5 * xp.mean((z - Y) ** 2, axis=axis),
     ),
     "exp": Output(  # Poisson: exp(z) - y z, dropping the term in y alone
         lambda xp, z, axis=-1: xp.exp(z),
         lambda xp, z, Y, axis=-1: xp.sum(xp.exp(z) - Y * z, axis=axis),
-        _poisson_deviance,
+        lambda xp, z, mu, Y, axis=-1: _poisson_deviance(xp, z, mu, Y, axis),
     ),
 }
 OUTPUTS = tuple(OUTPUT_TABLE)
@@ -197,9 +200,11 @@ def sample_losses(xp: Any, name: str, z: Array, Y: Array, axis: int = -1) -> Arr
     return _output(name).loss(xp, z, Y, axis)
 
 
-def reported_losses(xp: Any, name: str, z: Array, Y: Array) -> Array:
-    """Each sample's loss as scikit-learn's MLPs report it (see :class:`Output`)."""
-    return _output(name).reported(xp, z, Y)
+def reported_losses(xp: Any, name: str, z: Array, Y: Array, out: Array | None = None) -> Array:
+    """Each sample's loss as scikit-learn's MLPs report it (see :class:`Output`); ``out``,
+    when given, is the output layer's ``function(z)``, computed once by the caller."""
+    layer = _output(name)
+    return layer.reported(xp, z, layer.function(xp, z) if out is None else out, Y)
 
 
 # -- layouts of several models -------------------------------------------------------------
@@ -399,8 +404,9 @@ def loss_and_gradients(
     :func:`gradients`, summed over samples.
     """
     inputs, z = forward(xp, params, X, activation)
-    losses = reported_losses(xp, output, z, Y)
-    delta = out_activation(xp, output, z) - Y
+    out = out_activation(xp, output, z)  # once: for the loss and for the error
+    losses = reported_losses(xp, output, z, Y, out)
+    delta = out - Y
     if sample_weight is not None:
         losses = losses * sample_weight
         delta = delta * sample_weight[..., None]
