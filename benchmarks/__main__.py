@@ -18,6 +18,9 @@ Sections (all by default; pick some with --only):
           dask's threaded scheduler and on a LocalCluster of two workers, against NumPy in
           memory (one line saying it was skipped without dask and distributed)
 
+  launches  launches and host syncs per W1 pass and per W2 batch on the GPU paths,
+          counted on the CPU (torch's, under a TorchDispatchMode)
+
 Run from the repository root.  Tables go to stdout, progress to stderr.
 """
 
@@ -33,7 +36,7 @@ import time
 import warnings
 from pathlib import Path
 
-SECTIONS = ("w1", "w2", "memory", "sweep", "import", "gpu", "dask")
+SECTIONS = ("w1", "w2", "memory", "sweep", "import", "gpu", "dask", "launches")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     import xpnet
 
     warnings.simplefilter("ignore", xpnet.BackendFallbackWarning)
-    from . import dask_rows, gpu, imports, sweep, w1, w2
+    from . import dask_rows, gpu, imports, launches, sweep, w1, w2
     from ._report import Contention
 
     started = time.perf_counter()
@@ -180,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             show(table)
     if "dask" in args.sections:
         show(dask_rows.run(args.dask_rows))
+    if "launches" in args.sections:
+        show(launches.run())
     elapsed = time.perf_counter() - started
     print(f"\n(total {elapsed:.0f} s)")
 

@@ -1,0 +1,117 @@
+"""What the GPU paths would launch on a device, counted on the CPU.
+
+On a GPU a small network's step is bound by the host: each kernel launch costs
+10-20 us of Python and driver time, so the number of launches (and of waits for
+the device, "host syncs") per step is a property of the code, like its
+complexity.  This module counts them without a device: torch's step runs on CPU
+tensors under a ``TorchDispatchMode`` that records every aten operation, the
+same operations the step dispatches on CUDA.  Views and allocations launch no
+kernel; reading a value on the host (``.item()``, ``bool()``, boolean-mask
+indexing) waits for the device.
+
+CuPy's paths need a stand-in ``cupy`` module and are not counted yet.
+
+Used by ``python -m benchmarks --only launches`` and by tests/test_launches.py,
+which loads this file by its path (it imports nothing from the benchmarks).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: aten operations that launch no kernel: views, metadata, allocations.
+FREE = frozenset(
+    {"view", "_unsafe_view", "slice", "select", "permute", "t", "transpose", "expand",
+     "as_strided", "alias", "detach", "unsqueeze", "squeeze", "_reshape_alias", "empty",
+     "empty_strided", "lift_fresh", "unbind", "split", "resolve_conj", "resolve_neg"}
+)  # fmt: skip
+#: aten operations whose result the host reads: each waits for the device.
+SYNCS = frozenset({"_local_scalar_dense", "nonzero", "is_nonzero", "equal", "masked_select"})
+
+#: The article (W1): 200 moons, hidden 3, float64; W2's batch: 1024 x 64, 256-256-10 tanh.
+W1 = dict(rows=200, sizes=(2, 3, 2), dtype="float64")
+W2 = dict(rows=1024, sizes=(64, 256, 256, 10), dtype="float32")
+
+
+@dataclass(frozen=True)
+class Count:
+    """Launches and host syncs of some work, and the operations behind them."""
+
+    launches: int
+    syncs: int
+    operations: Counter
+
+    def __sub__(self, other: Count) -> Count:
+        return Count(
+            self.launches - other.launches,
+            self.syncs - other.syncs,
+            self.operations - other.operations,
+        )
+
+
+def count_torch(work: Callable[[], Any]) -> Count:
+    """What ``work`` dispatches to torch, as a GPU would launch it."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen: Counter = Counter()
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen[func.overloadpacket.__name__] += 1
+            return func(*args, **(kwargs or {}))
+
+    with Recorder():
+        work()
+    launches = sum(n for name, n in seen.items() if name not in FREE)
+    syncs = sum(n for name, n in seen.items() if name in SYNCS)
+    return Count(launches, syncs, Counter({k: v for k, v in seen.items() if k not in FREE}))
+
+
+def _problem(rows: int, sizes: tuple, dtype: str, seed: int = 0) -> tuple:
+    from xpnet import _init, _target
+
+    target = _target.target_for("torch", "cpu")
+    rng = np.random.RandomState(seed)
+    X = target.asarray(rng.randn(rows, sizes[0]).astype(dtype))
+    Y = target.asarray(np.eye(sizes[-1], dtype=dtype)[rng.randint(0, sizes[-1], rows)])
+    params = _target.moved(target, _init.init_normal(sizes, seed), getattr(target.xp, dtype))
+    return target, X, Y, params
+
+
+def torch_w1_pass() -> Count:
+    """One full-batch pass of the article's training, as ``xpnet.fit`` runs it on torch
+    (the passes between two logged losses as one call): the difference between a call
+    of 3 passes and a call of 1, halved."""
+    from xpnet import _optim, _steps
+
+    target, X, Y, params = _problem(**W1)
+    optimizer = _optim.SGD(0.01)
+    step = _steps.step_for(target, optimizer, "tanh", "softmax", 0.01, False)
+    runs = step.passes or (
+        lambda p, s, X, Y, sw, lr, m: [step(p, s, X, Y, sw, lr) for _ in range(m)]
+    )
+    one = count_torch(lambda: runs(params, (), X, Y, None, 0.01, 1))
+    three = count_torch(lambda: runs(params, (), X, Y, None, 0.01, 3))
+    per_pass = three - one
+    return Count(
+        per_pass.launches // 2,
+        per_pass.syncs // 2,
+        Counter({k: v // 2 for k, v in per_pass.operations.items()}),
+    )
+
+
+def torch_w2_batch() -> Count:
+    """One mini-batch of W2's Adam epoch, as ``MLPClassifier`` runs it on torch."""
+    from xpnet import _optim, _steps
+
+    target, X, Y, params = _problem(**W2)
+    optimizer = _optim.Adam(0.001)
+    step = _steps.step_for(target, optimizer, "tanh", "softmax", 1e-4, True)
+    slots = optimizer.init(target.xp, params).slots
+    params, slots, _ = step(params, slots, X, Y, None, 0.001)  # buffers made, layouts kept
+    return count_torch(lambda: step(params, slots, X, Y, None, 0.001))

@@ -1,0 +1,34 @@
+"""``python -m benchmarks --only launches``: launches and host syncs per W1 pass and per W2
+batch on the GPU paths, counted on the CPU (see ``launch_counts.py``)."""
+
+from __future__ import annotations
+
+from . import launch_counts
+from ._report import Table
+
+
+def run() -> Table:
+    table = Table(
+        "launches",
+        "Launches and host syncs of the GPU paths, counted on the CPU",
+        ["path", "launches", "host syncs", "most frequent operations"],
+    )
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        table.note("torch is not installed: its paths are not counted")
+        return table
+    for name, count in (
+        ("torch-CUDA W1, a pass (fast step, passes as one call)", launch_counts.torch_w1_pass()),
+        ("torch-CUDA W2, a mini-batch (fast step, Adam)", launch_counts.torch_w2_batch()),
+    ):
+        common = ", ".join(f"{op} {n}" for op, n in count.operations.most_common(5))
+        table.add([name, count.launches, count.syncs, common], launches=count.launches,
+                  syncs=count.syncs, operations=dict(count.operations))  # fmt: skip
+    table.note(
+        "torch: every aten operation the step dispatches on CPU tensors, as it would on CUDA "
+        "(views and allocations launch nothing; reading a value on the host is a sync)"
+    )
+    table.note("CuPy's paths need a stand-in cupy module: not counted yet")
+    table.note("the budgets the GPU issue sets: W2 at most 25 launches a batch, 0 syncs")
+    return table

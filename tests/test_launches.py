@@ -1,0 +1,49 @@
+"""The GPU paths' launches and host syncs, counted on the CPU, stay within their budgets.
+
+A launch costs 10-20 us of host time on a GPU, more than a small step's work: a change that
+adds a launch or a host sync to a hot path slows every GPU run, and shows here first.  The
+budgets are today's counts (benchmarks/launch_counts.py explains the counting); the GPU
+issue's targets (W2 at most 25 launches a batch) are lower, and lowering a count here is
+how a change proves it met one.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+_spec = importlib.util.spec_from_file_location(
+    "launch_counts", Path(__file__).parents[1] / "benchmarks" / "launch_counts.py"
+)
+launch_counts = sys.modules["launch_counts"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(launch_counts)
+
+#: (launches, host syncs) at most, per W1 pass and per W2 batch.
+BUDGETS = {
+    "torch_w1_pass": (22, 0),
+    "torch_w2_batch": (84, 0),
+}
+
+
+@pytest.mark.parametrize("path", sorted(BUDGETS))
+def test_gpu_paths_stay_within_their_launch_and_sync_budgets(path):
+    count = getattr(launch_counts, path)()
+    launches, syncs = BUDGETS[path]
+    shown = ", ".join(f"{op} {n}" for op, n in count.operations.most_common())
+    assert count.syncs <= syncs, f"{path} waits for the device {count.syncs} times: {shown}"
+    assert count.launches <= launches, f"{path} launches {count.launches} kernels: {shown}"
+
+
+def test_the_counter_sees_launches_and_syncs():
+    import torch
+
+    x = torch.ones(4)
+    count = launch_counts.count_torch(lambda: float((x * 2 + 1)[1:].sum()))
+    # mul, add, sum and the copy of the value to the host launch; the slice is a view;
+    # float() waits for the device
+    assert (count.launches, count.syncs) == (4, 1)
