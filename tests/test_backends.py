@@ -118,6 +118,41 @@ def test_a_model_trained_on_dask_loads_without_dask_and_without_a_warning(
     np.testing.assert_array_equal(model.predict(X), xpnet.load(path).predict(X))
 
 
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """A usable CUDA device, faked: CuPy's probe says so, and its target is a stand-in
+    (NumPy's namespace under CuPy's name) that nothing here computes on."""
+    real_probe, real_target_for = _backends.probe, _target.target_for
+    gpu = xpnet.BackendInfo("cupy", True, "faked", ("cuda:0",), None)
+    stand_in = _target.Target("cupy", _backends.ADAPTERS["numpy"].namespace(), "cuda:0")
+
+    def probe(name):
+        return gpu if name == "cupy" else real_probe(name)
+
+    def target_for(name, device):
+        return stand_in if name == "cupy" else real_target_for(name, device)
+
+    monkeypatch.setattr(_backends, "probe", probe)
+    monkeypatch.setattr(_target, "target_for", target_for)
+
+
+def test_auto_keeps_the_article_on_the_cpu_and_sends_w2_to_the_gpu(moons, fake_gpu):
+    # The article's pass is microseconds of arithmetic: launching its ~30 kernels on a GPU
+    # would cost far more.  A W2 batch is hundreds of MFLOP: the GPU.
+    article = _target.resolve("auto", None, None, True, _target.Work(200, (2, 3, 2)))
+    assert article.name == "numpy"
+    assert "NumPy on the CPU" in article.reason and "kernel launches" in article.reason
+    w2 = _target.resolve("auto", None, None, True, _target.Work(1024, (64, 256, 256, 10)))
+    assert w2.name == "cupy"
+    assert "CuPy on the GPU" in w2.reason and "1024 rows through 64-256-256-10" in w2.reason
+    whole = _target.resolve("auto", None, None, True, _target.Work(2_000_000, (64, 256, 256, 10)))
+    assert whole.name == "cupy"
+    X, y = moons
+    model = xpnet.fit(X, y, backend="auto", **SMALL)  # the article's network, with a "GPU"
+    assert model.backend == "numpy" and model.backend_reason == article.reason
+    assert xpnet.fit(X, y, backend="numpy", **SMALL).backend_reason is None  # named: obeyed
+
+
 def test_auto_never_warns(moons):
     X, y = moons
     with warnings.catch_warnings():

@@ -580,8 +580,9 @@ class Chunks:
             )
 
     def prepare(
-        self, X: Any, y: Any, backend: Any, device: Any, dtype: Any, fallback: bool
-    ) -> _rows.Prepared:
+        self, X: Any, y: Any, backend: Any, device: Any, dtype: Any, fallback: bool,
+        hidden: tuple[int, ...] | None = None,
+    ) -> _rows.Prepared:  # fmt: skip
         """``(X, y)`` checked in one compute; ``Xt`` is X in ``dtype``, row-chunked, and
         ``Y`` the lazy class index of each row, chunked alike."""
         self.refuse(device=device)

@@ -99,7 +99,10 @@ def fit(est, X: Any, y: Any, sample_weight: Any, incremental: bool):
         holder = np.empty((n_samples, 0), dtype=X.dtype if _target.is_host_input(X) else np.float64)
         sample_weight = _check_sample_weight(_target.for_host(sample_weight), holder)
 
-    target = _target.resolve(est.backend, est.device, None if _target.is_host_input(X) else X, True)
+    rows = n_samples if est.solver == "lbfgs" else _batch_size(est, n_samples, quiet=True)
+    work = _target.Work(rows, (n_features, *hidden, Y.shape[1]))  # weighs backend="auto"
+    here = None if _target.is_host_input(X) else X
+    target = _target.resolve(est.backend, est.device, here, True, work)
     if is_sparse(X) and (est.solver == "lbfgs" or not target.takes_host_sparse()):
         X = X.toarray()  # full-batch math, or a device without SciPy sparse
     dtype = _target.resolve_dtype(target, np.zeros(0, X.dtype) if is_sparse(X) else X, None)
@@ -291,11 +294,12 @@ def _fit_stochastic(est, target, params, Xt, Yt, Y_host, swt, incremental, dtype
     return _keep_result(est, state, first, incremental)
 
 
-def _batch_size(est, n: int) -> int:
-    """The mini-batch size for ``n`` training rows, as scikit-learn picks it."""
+def _batch_size(est, n: int, quiet: bool = False) -> int:
+    """The mini-batch size for ``n`` training rows, as scikit-learn picks it (and warns,
+    unless ``quiet``)."""
     if est.batch_size == "auto":
         return min(200, n)
-    if est.batch_size > n:
+    if est.batch_size > n and not quiet:
         warn(
             "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
             UserWarning,

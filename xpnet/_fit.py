@@ -35,11 +35,14 @@ def check_settings(
     )
 
 
-def prepare(X: Any, y: Any, backend: Any, device: Any, dtype: Any, fallback: bool) -> Prepared:
+def prepare(
+    X: Any, y: Any, backend: Any, device: Any, dtype: Any, fallback: bool,
+    hidden: tuple[int, ...] | None = None,
+) -> Prepared:  # fmt: skip
     """Check ``(X, y)``, choose where to train, and put the data there, as the source of
-    the rows does it (see :mod:`xpnet._rows`)."""
+    the rows does it (see :mod:`xpnet._rows`); ``hidden`` weighs ``backend="auto"``."""
     source = _sources.source_of(X, backend=backend)
-    return source.prepare(X, y, backend, device, dtype, fallback)
+    return source.prepare(X, y, backend, device, dtype, fallback, hidden)
 
 
 def fit(
@@ -89,7 +92,9 @@ def fit(
         the host so that every backend starts from the same weights.
     backend : {None, "auto", "numpy", "cupy", "torch", "jax", "array_api_strict", "dask"}
         None trains where ``X`` lives; "auto" picks CuPy when a CUDA device is
-        usable and NumPy otherwise.  "dask" (or a dask X with None) trains
+        usable and a pass of this network is estimated cheaper there (a small
+        network's pass is kernel launches on a GPU), else NumPy, and says why
+        in ``model.backend_reason``.  "dask" (or a dask X with None) trains
         where the row chunks are: each pass is one compute of per-chunk
         gradient sums, added on the client, where the parameters stay as NumPy
         arrays; a NumPy X is cut into row chunks of dask's automatic size.
@@ -195,7 +200,7 @@ def fit(
         raise ValueError(f"callback must be callable as callback(pass, loss), got {callback!r}")
     checkpointing = _checkpointing(checkpoint, checkpoint_every, settings["log_every"])
     _sources.source_of(X, backend=backend).refuse(checkpoint=checkpointing is not None)
-    data = prepare(X, y, backend, device, dtype, fallback)
+    data = prepare(X, y, backend, device, dtype, fallback, settings["hidden"])
     state, save = None, None
     if checkpointing is not None:
         state, save = resume(data, settings, *checkpointing)

@@ -149,7 +149,9 @@ def fit_many(
     if memory_budget is not None:
         memory_budget = _validation.check_int("memory_budget", memory_budget, 1)
     _sources.source_of(X, backend=backend).refuse(fit_many=True)
-    data = prepare(X, y, backend, device, dtype, fallback)
+    # backend="auto" weighs the widest model's pass: the grid trains on one device
+    widest = max((s["hidden"] for s in settings), key=sum)
+    data = prepare(X, y, backend, device, dtype, fallback, widest)
     if validation is not None:
         validation = _check_validation(validation, data.X.shape[1], data.classes)
     return train_grid(data, settings, validation, memory_budget, verbose)

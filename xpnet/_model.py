@@ -19,7 +19,65 @@ if TYPE_CHECKING:  # the file modules (zipfile, json) load when a file is writte
     from ._files import Archive
 
 
-class Model:
+class _Outputs:
+    """A network's outputs on validated input, on its device: what the estimators, the grid
+    and the plots ask of a :class:`Model` (its parameters, activation, output function,
+    dtype, classes and target come with the model)."""
+
+    _target: _target.Target
+    params: list
+    activation: str
+    output: str
+    dtype: Any
+    classes_: np.ndarray | None
+
+    def outputs(self, X: Any) -> Any:
+        """The output layer's values for validated ``X``, on the model's device.
+
+        Large inputs go through in chunks of :func:`chunk_rows` rows, so that the
+        layer values of all rows are never on the device at once; each row's
+        outputs are those of an unchunked pass.
+        """
+        t = self._target
+        rows, n = chunk_rows(self), X.shape[0]
+        with t.activate():
+            if n <= rows:
+                return self._forward(as_input(t, X, self.dtype))
+            # [start:stop, :] slices every backend's arrays and SciPy's sparse rows alike
+            chunks = (X[i : min(i + rows, n), :] for i in range(0, n, rows))
+            parts = [self._forward(as_input(t, chunk, self.dtype)) for chunk in chunks]
+            return t.xp.concat(parts, axis=0)
+
+    def _forward(self, Xt: Any) -> Any:
+        xp = self._target.xp
+        _, z = forward(xp, self.params, Xt, self.activation)
+        return out_activation(xp, self.output, z)
+
+    def class_index(self, out: Any) -> Any:
+        """Predicted class indices (into :attr:`classes_`) from outputs, on the device.
+
+        One logistic output picks the positive class above 0.5: the argmax of
+        ``[1 - p, p]`` (``1 - p`` is exact for ``p >= 0.5``, ties go to class 0).
+        """
+        with self._target.activate():
+            return self._target.xp.argmax(self.probabilities(out), axis=-1)
+
+    def probabilities(self, out: Any) -> Any:
+        """Class probabilities from outputs: two columns for one logistic output."""
+        if out.shape[-1] != 1:
+            return out
+        with self._target.activate():
+            return self._target.xp.concat([1.0 - out, out], axis=-1)
+
+    def labels_of(self, index: Any, X: Any) -> Any:
+        """``classes_[index]``, in X's namespace and on its device for numeric labels."""
+        if self.classes_.dtype.kind not in "biuf":
+            return self.classes_[_target.to_host(index)]
+        here = _target.target_of(X)
+        return here.xp.take(here.asarray(self.classes_), here.asarray(index), axis=0)
+
+
+class Model(_Outputs):
     """A trained multi-layer perceptron, with its parameters on a device.
 
     Made by :func:`xpnet.fit` and :func:`xpnet.fit_many`.  Methods take data
@@ -33,6 +91,8 @@ class Model:
         The backend that holds the parameters ("numpy", "cupy", "torch", ...).
     device : object
         The device within that backend.
+    backend_reason : str or None
+        Why ``backend="auto"`` chose them (an estimate of a pass on each); None otherwise.
     dtype : dtype
         The floating dtype of the parameters, an object of the backend's namespace.
     hidden : tuple of int
@@ -92,6 +152,12 @@ class Model:
         return self._target.name
 
     @property
+    def backend_reason(self) -> str | None:
+        """Why ``backend="auto"`` trained here, in words; None when the backend was named
+        or followed the data."""
+        return self._target.reason
+
+    @property
     def target(self) -> _target.Target:
         """Where the parameters live: the backend's namespace and the device."""
         return self._target
@@ -142,52 +208,6 @@ class Model:
     def record(self, prefix: str = "") -> tuple[dict, dict[str, np.ndarray]]:
         """The model's description (JSON-able) and its host arrays, named with ``prefix``."""
         return _record(self, prefix)
-
-    # -- evaluation on validated input --------------------------------------------------
-    def outputs(self, X: Any) -> Any:
-        """The output layer's values for validated ``X``, on the model's device.
-
-        Large inputs go through in chunks of :func:`chunk_rows` rows, so that the
-        layer values of all rows are never on the device at once; each row's
-        outputs are those of an unchunked pass.
-        """
-        t = self._target
-        rows, n = chunk_rows(self), X.shape[0]
-        with t.activate():
-            if n <= rows:
-                return self._forward(as_input(t, X, self.dtype))
-            # [start:stop, :] slices every backend's arrays and SciPy's sparse rows alike
-            chunks = (X[i : min(i + rows, n), :] for i in range(0, n, rows))
-            parts = [self._forward(as_input(t, chunk, self.dtype)) for chunk in chunks]
-            return t.xp.concat(parts, axis=0)
-
-    def _forward(self, Xt: Any) -> Any:
-        xp = self._target.xp
-        _, z = forward(xp, self.params, Xt, self.activation)
-        return out_activation(xp, self.output, z)
-
-    def class_index(self, out: Any) -> Any:
-        """Predicted class indices (into :attr:`classes_`) from outputs, on the device.
-
-        One logistic output picks the positive class above 0.5: the argmax of
-        ``[1 - p, p]`` (``1 - p`` is exact for ``p >= 0.5``, ties go to class 0).
-        """
-        with self._target.activate():
-            return self._target.xp.argmax(self.probabilities(out), axis=-1)
-
-    def probabilities(self, out: Any) -> Any:
-        """Class probabilities from outputs: two columns for one logistic output."""
-        if out.shape[-1] != 1:
-            return out
-        with self._target.activate():
-            return self._target.xp.concat([1.0 - out, out], axis=-1)
-
-    def labels_of(self, index: Any, X: Any) -> Any:
-        """``classes_[index]``, in X's namespace and on its device for numeric labels."""
-        if self.classes_.dtype.kind not in "biuf":
-            return self.classes_[_target.to_host(index)]
-        here = _target.target_of(X)
-        return here.xp.take(here.asarray(self.classes_), here.asarray(index), axis=0)
 
     # -- public ---------------------------------------------------------------------------
     def predict_proba(self, X: Any) -> Any:

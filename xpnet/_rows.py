@@ -52,14 +52,18 @@ class InMemory:
         """Raise ValueError for an option this source cannot train with (none here)."""
 
     def prepare(
-        self, X: Any, y: Any, backend: Any, device: Any, dtype: Any, fallback: bool
-    ) -> Prepared:
-        """Check ``(X, y)`` as :func:`xpnet.fit` takes them, choose where to train, and put
-        the data there."""
+        self, X: Any, y: Any, backend: Any, device: Any, dtype: Any, fallback: bool,
+        hidden: tuple[int, ...] | None = None,
+    ) -> Prepared:  # fmt: skip
+        """Check ``(X, y)`` as :func:`xpnet.fit` takes them, choose where to train (for
+        ``backend="auto"``, weighing a pass through ``hidden``), and put the data there."""
         X = _validation.check_X(X)
         labels = _validation.check_labels(y, X.shape[0])
         classes, index = _validation.encode_labels(labels)
-        target = _target.resolve(backend, device, X, fallback)
+        work = None
+        if hidden is not None:
+            work = _target.Work(X.shape[0], (X.shape[1], *hidden, len(classes)))
+        target = _target.resolve(backend, device, X, fallback, work)
         dtype = _target.resolve_dtype(target, X, dtype)
         with target.activate():  # out of device memory here is a DeviceMemoryError too
             Xt = target.asarray(X, dtype)

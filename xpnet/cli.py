@@ -97,8 +97,9 @@ def _shared_options(**hidden: Any) -> argparse.ArgumentParser:
     g = p.add_argument_group("training (defaults are the article's)")
     g.add_argument(
         "--backend", choices=("auto", *_backends.BACKENDS), default=DEFAULTS["backend"],
-        help="where to train; auto takes CuPy when a CUDA device is usable, else NumPy; a "
-        "backend that is not usable falls back to NumPy with a warning (default: %(default)s)",
+        help="where to train; auto takes CuPy when a CUDA device is usable and a pass is "
+        "estimated cheaper there, else NumPy (and says why); a backend that is not usable "
+        "falls back to NumPy with a warning (default: %(default)s)",
     )  # fmt: skip
     g.add_argument(
         "--no-fallback",
@@ -213,6 +214,8 @@ def _demo(args: argparse.Namespace) -> int:
             _say(f"interrupted after {done + 1} of {args.epochs} passes, loss {loss:.6f}")
         return 130
     print(f"backend: {model.backend}, device: {model.device}")
+    if model.backend_reason:
+        print(f"  ({model.backend_reason})")
     print(f"training accuracy: {model.score(X, y):.3f}")
     print(f"wall time: {seconds:.2f} s")
     failed = args.held_warnings.pop(DivergenceWarning)
