@@ -293,6 +293,7 @@ def _fit_stochastic(est, target, params, Xt, Yt, Y_host, swt, incremental, dtype
     first, save = state.epoch, None
     if est.checkpoint is not None and not incremental:
         state, save = _checkpointed(est, state, target, dtype, (Xt, Yt, swt))
+        _checkpoint_length(est, state.epoch - first)
     problem = _train.Problem(
         data=_train.Data(target, Xt, Yt, swt, batch_size, dtype, risky),
         optimizer=optimizer,
@@ -310,8 +311,22 @@ def _fit_stochastic(est, target, params, Xt, Yt, Y_host, swt, incremental, dtype
         divergence=divergence, interruptible=True,
         checkpoint_every=est.checkpoint_every if save is not None else None,
     )  # fmt: skip
-    state = _train.run(state, problem, rules, _verbose_observer(est, first), save)
+    if state.stopped != "plateau":  # a checkpoint of a run that stopped early has ended
+        state = _train.run(state, problem, rules, _verbose_observer(est, first), save)
     return _keep_result(est, state, first, incremental)
+
+
+def _checkpoint_length(est, done: int) -> None:
+    """Refuse a checkpoint ``done`` epochs in for a fit of fewer ``max_iter``.
+
+    A larger ``max_iter`` continues the run: nothing in scikit-learn's epochs depends on
+    ``max_iter`` (the schedules, the shuffle, early stopping's split and counters are in
+    the state), so the fit ends as one of that many epochs would.  A run that stopped
+    early (no improvement for ``n_iter_no_change`` epochs) has ended for any ``max_iter``.
+    """
+    from . import _checkpoint
+
+    _checkpoint.check_length(est.checkpoint, done, est.max_iter, "max_iter", "epochs")
 
 
 def _batch_size(est, n: int) -> int:
