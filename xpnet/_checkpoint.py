@@ -149,3 +149,34 @@ def _check_identity(path: Any, saved: Any, run: dict) -> None:
             f"{path} was written by a run on other data (X, y or sample weights differ): "
             f"it cannot be resumed on this data; {advice}"
         )
+
+
+def explain(meta: dict, path: Any) -> str:
+    """What a checkpoint file holds and how to get its model: for :func:`xpnet.load`, which
+    reads models, not checkpoints (a checkpoint has no classes, only its data's hash)."""
+    run = meta.get("run") if isinstance(meta.get("run"), dict) else {}
+    settings = run.get("settings") if isinstance(run.get("settings"), dict) else {}
+    state = meta.get("state") if isinstance(meta.get("state"), dict) else {}
+    done = state.get("epoch")
+    done = done if isinstance(done, int) and not isinstance(done, bool) else None
+    estimator = settings.get("estimator")
+    if isinstance(estimator, str):
+        what, length, unit = f"{estimator}.fit", "max_iter", "epochs"
+        call = f"{estimator}(..., checkpoint={str(path)!r}).fit(X, y)"
+        result = "the fitted estimator"
+    else:
+        what, length, unit = "xpnet.fit", "epochs", "passes"
+        call = f"xpnet.fit(X, y, ..., checkpoint={str(path)!r})"
+        result = "the trained model"
+    shown = ", ".join(
+        f"{k}={v!r}" for k, v in settings.items() if k not in ("kind", "estimator", *LENGTHS)
+    )
+    after = f" after {done} {unit}" if done is not None else ""
+    shown = f" (its settings: {shown})" if shown else ""
+    return (
+        f"{path} is a checkpoint of {what} (a training state{after}), not a model: it holds "
+        f"no classes, only a hash of the data. To get {result}, make the same call again "
+        f"with the same data, settings and checkpoint: {call}{shown}. "
+        f"It returns {result} at once when the run is finished, and trains on when it was "
+        f"interrupted or when {length} is raised"
+    )
