@@ -347,7 +347,13 @@ default None
         atomically every ``checkpoint_every`` epochs, on Ctrl-C and at the end
         of ``fit``.  When the file exists, ``fit`` resumes from it and ends as
         a fit that never stopped would (with an int ``random_state``; bit for
-        bit on NumPy).  A checkpoint of other data or parameters raises
+        bit on NumPy).  A larger ``max_iter`` continues the run, finished or
+        not, to the fit of that many epochs (nothing in scikit-learn's epochs
+        depends on ``max_iter``; a fit that stopped early has ended for any
+        larger one).  The same ``fit`` after a finished run returns its model
+        without training: that is how to get it, as :func:`xpnet.load` does
+        not read checkpoints.  A checkpoint of other data or parameters
+        (``max_iter`` aside), or of more epochs than ``max_iter``, raises
         :class:`~xpnet.CheckpointMismatchError`.  ``partial_fit`` neither
         reads nor writes it (the estimator itself carries the state between
         calls).
