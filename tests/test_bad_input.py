@@ -9,6 +9,7 @@ arrays, and xpnet's warnings point at the caller's line.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -243,6 +244,58 @@ def test_a_missing_cuda_falls_back_for_torch_and_jax():
             assert xpnet.fit(X, Y, backend=backend, device=device, epochs=2).backend == "numpy"
 
 
+def test_a_gpu_on_a_backend_without_gpus_points_at_those_with_them():
+    for backend in ("numpy", "array_api_strict"):
+        if not _backends.probe(backend).installed:
+            continue
+        for device in ("gpu", "cuda", "cuda:1", 0):
+            with pytest.warns(xpnet.BackendFallbackWarning) as caught:
+                xpnet.fit(X, Y, backend=backend, device=device, epochs=2)
+            [message] = [str(w.message) for w in caught]
+            assert re.search(
+                r"not available: .*\. For a GPU use backend='cupy', 'torch' or 'jax' "
+                r"\(for example backend='torch', device='cuda'\)\. Falling back to NumPy",
+                message,
+            ), message
+            assert ".." not in message
+    with pytest.raises(
+        xpnet.BackendUnavailableError,
+        match=r"For a GPU use backend='cupy', 'torch' or 'jax' .*"
+        r", or pass fallback=True",
+    ):
+        xpnet.fit(X, Y, backend="numpy", device="gpu", epochs=2, fallback=False)
+    # a CPU device asks for no GPU: no such advice
+    with pytest.warns(xpnet.BackendFallbackWarning) as caught:
+        xpnet.fit(X, Y, backend="numpy", device="tpu", epochs=2)
+    assert "For a GPU" not in str(caught[0].message)
+
+
+def test_torch_gpu_says_that_torch_names_it_cuda():
+    if not _backends.probe("torch").installed:
+        pytest.skip("torch is not installed")
+    for device in ("gpu", "gpu:1"):
+        with pytest.warns(xpnet.BackendFallbackWarning) as caught:
+            xpnet.fit(X, Y, backend="torch", device=device, epochs=2)
+        [message] = [str(w.message) for w in caught]
+        assert re.search(r"torch names the GPU 'cuda', not 'gpu': use device='cuda'", message)
+        assert "privateuseone" not in message and len(message) < 250, message
+
+
+@pytest.mark.parametrize(
+    ("backend", "match"),
+    [
+        ("cuda", r"unknown backend 'cuda': 'cuda' names a device, not a backend; for a GPU use "
+         r"backend='cupy', 'torch' or 'jax' \(for example backend='torch', device='cuda'\)"),
+        ("gpu", r"'gpu' names a device, not a backend; for a GPU use backend='cupy'"),
+        ("nump", r"unknown backend 'nump': did you mean 'numpy'\?; choose one of"),
+        ("Torch", r"did you mean 'torch'\?"),
+        ("tensorflow", r"unknown backend 'tensorflow'; choose one of"),
+    ],
+)  # fmt: skip
+def test_unknown_backends_are_explained(backend, match):
+    _fits(X, Y, match, backend=backend)
+
+
 def test_model_to_refuses_a_malformed_device(xb):
     model = xpnet.fit(xb.asarray(X), Y, epochs=2)
     _refused(model.to, "numpy", "banana", match="not a device name")
@@ -336,6 +389,68 @@ def test_estimators_refuse_bad_input(xb):
         _refused(_estimator().fit, Xb, [0, "a"] * 20, match="mixes strings and numbers")
         message = _refused(clf.predict, xb.asarray(_with(np.nan, (0, 1))), match="NaN")
         assert "cannot predict" in message
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_estimators_explain_scikit_learns_errors_about_host_input():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"size": X[:, 0], "colour": ["red", "blue"] * 20})
+    for est, y in ((_estimator(), Y), (xpnet.MLPRegressor(max_iter=2), X[:, 1])):
+        # scikit-learn's message first, then where the text is and what to do
+        _refused(
+            est.fit, frame, y,
+            match=r"^could not convert string to float: 'red'\. X holds 'red' \(of type str\) "
+            r"in column 'colour' \(row 0, column 1\); .*encode text columns as numbers first",
+        )  # fmt: skip
+        listed = [[1.0, "x"]] * 40
+        _refused(est.fit, listed, y, match=r"X holds 'x' .* in row 0, column 1; .*encode text")
+    labels = Y.astype(float)
+    labels[[3, 7]] = np.nan
+    _refused(
+        _estimator().fit, X, labels,
+        match=r"^Input y contains NaN\. y has 2 missing labels \(None or NaN\), the first at "
+        r"index 3; every sample needs a label: drop the unlabelled samples",
+    )  # fmt: skip
+    _refused(
+        xpnet.MLPRegressor(max_iter=2).fit, X, labels,
+        match=r"^Input y contains NaN\. y has 2 missing targets .* needs a target",
+    )  # fmt: skip
+    nones = Y.astype(object)
+    nones[5] = None
+    # scikit-learn's own error is a TypeError from sorting the labels: its type stays
+    with pytest.raises(
+        TypeError, match=r"y has 1 missing label \(None or NaN\), the first at index 5"
+    ):
+        _estimator().fit(X, nones)
+    with pytest.raises(TypeError, match=r"missing label .* index 5"):
+        _estimator().fit(X, pd.Series(nones))
+    # errors that xpnet has nothing to add to stay scikit-learn's, word for word
+    with pytest.raises(ValueError, match=r"^Found input variables with inconsistent") as info:
+        _estimator().fit(X, Y[:-1])
+    assert "xpnet" not in str(info.value) and "missing" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("backend", "match"),
+    [
+        ("cuda", r"^The 'backend' parameter of MLPClassifier must be .* Got 'cuda' instead\. "
+         r"'cuda' names a device, not a backend; for a GPU use backend='cupy', 'torch' or 'jax'"),
+        ("gpu", r"Got 'gpu' instead\. 'gpu' names a device"),
+        ("nump", r"Got 'nump' instead\. Did you mean 'numpy'\?$"),
+    ],
+)  # fmt: skip
+def test_estimators_explain_an_unknown_backend(backend, match):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match=match):
+        _estimator(backend=backend).fit(X, Y)
+    with pytest.raises(InvalidParameterError, match=r"Got 'tensorflow' instead\.$"):
+        _estimator(backend="tensorflow").fit(X, Y)
+
+
+def test_estimators_on_a_backend_without_gpus_point_at_those_with_them():
+    with pytest.warns(xpnet.BackendFallbackWarning, match="For a GPU use backend='cupy'"):
+        _estimator(device="gpu").fit(X, Y)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

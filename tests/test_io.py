@@ -566,11 +566,43 @@ def test_a_file_of_a_newer_format_is_refused(saved, monkeypatch):
 
 
 def test_a_file_of_another_kind_is_refused(tmp_path):
+    path = _files.write(tmp_path / "ck", "grid", {}, {"x": np.zeros(2)})
+    with pytest.raises(xpnet.ModelFileError, match="holds an xpnet 'grid', not a model"):
+        _files.read(path, ("model", "estimator"))
     path = _files.write(tmp_path / "ck", "checkpoint", {}, {"x": np.zeros(2)})
+    with pytest.raises(xpnet.ModelFileError, match="is a checkpoint of xpnet.fit .*not a model"):
+        xpnet.load(path)
+
+
+def test_loading_a_checkpoint_says_how_to_get_its_model(moons, tmp_path):
+    X, y = moons
+    path = tmp_path / "run.npz"
+    model = xpnet.fit(X, y, hidden=4, epochs=30, log_every=10, checkpoint=path)
     with pytest.raises(
-        xpnet.ModelFileError, match="holds an xpnet 'checkpoint', not a model or grid or estimator"
+        xpnet.ModelFileError,
+        match=r"run.npz is a checkpoint of xpnet.fit \(a training state after 30 passes\), not "
+        r"a model: .*make the same call again with the same data, settings and checkpoint: "
+        r"xpnet.fit\(X, y, \.\.\., checkpoint='.*run.npz'\) \(its settings: .*hidden=\[4\], .*"
+        r"lr=0.01.*\)\. It returns the trained model at once when the run is finished",
     ):
         xpnet.load(path)
+    again = xpnet.fit(X, y, hidden=4, epochs=30, log_every=10, checkpoint=path)  # as it says
+    np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
+
+    path = tmp_path / "mlp.npz"
+    kw = dict(hidden_layer_sizes=(3,), max_iter=4, random_state=0, checkpoint=path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max_iter reached
+        clf = xpnet.MLPClassifier(**kw).fit(X, y)
+        with pytest.raises(
+            xpnet.ModelFileError,
+            match=r"is a checkpoint of MLPClassifier.fit \(a training state after 4 epochs\).*"
+            r"MLPClassifier\(\.\.\., checkpoint='.*mlp.npz'\)\.fit\(X, y\) .*when max_iter is "
+            r"raised",
+        ):
+            xpnet.load(path)
+        again = xpnet.MLPClassifier(**kw).fit(X, y)
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
 
 
 def _drop(name):

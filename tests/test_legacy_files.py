@@ -64,6 +64,9 @@ def test_finished_checkpoints_give_their_models_back(expected, data, tmp_path):
     )  # fmt: skip
     assert passes == []  # finished: nothing left to train
     np.testing.assert_array_equal(model.predict_proba(X), expected["checkpoint"])
+    # their identity held epochs (now no part of it): more epochs continue them
+    longer = xpnet.fit(X, y, hidden=4, epochs=450, checkpoint=tmp_path / "checkpoint.npz")
+    assert [i for i, _ in longer.loss_curve] == [0, 449]
     clf = xpnet.MLPClassifier(
         hidden_layer_sizes=(5,), max_iter=12, random_state=0,
         checkpoint=tmp_path / "clf_checkpoint.npz",

@@ -96,7 +96,10 @@ def test_a_checkpoint_of_another_run_or_file_is_refused(moons, tmp_path):
     xpnet.fit(X, y, epochs=30, log_every=10, checkpoint=path)
     before = path.read_bytes()
     for change, named in [
-        (dict(epochs=40), "epochs was 30, now 40"),
+        (
+            dict(epochs=20),
+            "holds a run of 30 passes, more than epochs=20: .* Pass epochs=30 or more",
+        ),
         (dict(lr=0.02), "lr was 0.01, now 0.02"),
         (dict(hidden=4), "hidden"),
         (dict(seed=1), "seed"),
@@ -138,6 +141,49 @@ def test_a_checkpoint_of_another_run_or_file_is_refused(moons, tmp_path):
     with pytest.raises(TypeError, match="checkpoint must be a file path"):
         xpnet.fit(X, y, epochs=30, checkpoint=3)
     assert not (tmp_path / "new.npz").exists()
+
+
+@pytest.mark.parametrize(
+    ("first", "log_every"), [(130, 50), (150, 50), (7, 1)], ids=["between", "on", "each"]
+)
+def test_more_epochs_continue_a_finished_run_as_one_run(xb, moons, tmp_path, first, log_every):
+    X, y = xb.asarray(moons[0]), xb.asarray(moons[1])
+    path, total = tmp_path / "run.npz", 2 * first + 11
+    shorter = xpnet.fit(X, y, epochs=first, log_every=log_every, checkpoint=path)
+    assert shorter.loss_curve[-1][0] == first - 1  # a run records its last pass
+    seen: list[int] = []
+    longer = xpnet.fit(
+        X, y, epochs=total, log_every=log_every, checkpoint=path,
+        callback=lambda i, loss: seen.append(i),
+    )  # fmt: skip
+    one = xpnet.fit(X, y, epochs=total, log_every=log_every)
+    _assert_same_params(longer.params, one.params)  # bit for bit
+    # the loss curve of one run: the shorter run's last pass only where it is a log point
+    assert longer.loss_curve == one.loss_curve
+    assert ((first - 1, shorter.loss_curve[-1][1]) in longer.loss_curve) == (
+        (first - 1) % log_every == 0
+    )
+    assert seen[0] >= first and seen[-1] == total - 1  # only the new passes are trained
+    assert longer.settings["epochs"] == total
+    # and once more: the longer run's checkpoint gives its model back, and goes on again
+    again = xpnet.fit(X, y, epochs=total, log_every=log_every, checkpoint=path)
+    _assert_same_params(again.params, one.params)
+    assert again.loss_curve == one.loss_curve
+
+
+def test_an_interrupted_run_ends_where_the_new_epochs_say(moons, tmp_path):
+    X, y = moons
+    path = tmp_path / "run.npz"
+    callback, _ = _stop_at(100)
+    with pytest.warns(xpnet.TrainingInterruptedWarning):
+        xpnet.fit(X, y, epochs=500, log_every=50, checkpoint=path, callback=callback)
+    for epochs in (101, 260):  # the checkpoint holds 101 passes: exactly those, then more
+        resumed = xpnet.fit(X, y, epochs=epochs, log_every=50, checkpoint=path)
+        one = xpnet.fit(X, y, epochs=epochs, log_every=50)
+        _assert_same_params(resumed.params, one.params)
+        assert resumed.loss_curve == one.loss_curve  # pass 100, the last, recorded
+    with pytest.raises(xpnet.CheckpointMismatchError, match="more than epochs=200"):
+        xpnet.fit(X, y, epochs=200, log_every=50, checkpoint=path)
 
 
 _CHILD = """
@@ -292,6 +338,44 @@ def test_an_estimator_resumes_from_its_checkpoint(xb, tmp_path, extra):
 
     with pytest.raises(xpnet.CheckpointMismatchError, match="alpha"):
         xpnet.MLPClassifier(checkpoint=path, alpha=0.1, **kw).fit(Xb, yb)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        dict(solver="adam"),
+        dict(solver="sgd", learning_rate="adaptive", tol=0.05, n_iter_no_change=1),
+        dict(solver="sgd", learning_rate="invscaling"),
+        dict(early_stopping=True),
+        dict(tol=0.5, n_iter_no_change=2),  # stops early, before the first max_iter
+    ],
+    ids=["adam", "sgd-adaptive", "sgd-invscaling", "early-stopping", "stopped-early"],
+)
+def test_a_larger_max_iter_continues_an_estimators_run_as_one_fit(xb, tmp_path, extra):
+    X, y = _classification()
+    Xb, yb = xb.asarray(X), xb.asarray(y)
+    kw = dict(hidden_layer_sizes=(6,), batch_size=60, random_state=0, **extra)
+    path = tmp_path / "mlp.npz"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max_iter reached
+        xpnet.MLPClassifier(max_iter=5, checkpoint=path, **kw).fit(Xb, yb)
+        longer = xpnet.MLPClassifier(max_iter=15, checkpoint=path, **kw).fit(Xb, yb)
+        one = xpnet.MLPClassifier(max_iter=15, **kw).fit(Xb, yb)
+    assert longer.n_iter_ == one.n_iter_ and longer.t_ == one.t_
+    assert longer.loss_curve_ == one.loss_curve_ and longer.loss_ == one.loss_
+    assert longer.validation_scores_ == one.validation_scores_
+    assert longer._optimizer.learning_rate == one._optimizer.learning_rate
+    _assert_same_params(
+        list(zip(longer.coefs_, longer.intercepts_)), list(zip(one.coefs_, one.intercepts_))
+    )
+    if "tol" in extra and extra["tol"] == 0.5:
+        assert one.n_iter_ < 5  # stopped before either max_iter: nothing more to train
+    with pytest.raises(
+        xpnet.CheckpointMismatchError,
+        match=rf"holds a run of {one.n_iter_} epochs, more than max_iter=2: .*Pass "
+        rf"max_iter={one.n_iter_} or more",
+    ):
+        xpnet.MLPClassifier(max_iter=2, checkpoint=path, **kw).fit(Xb, yb)
 
 
 def test_estimator_checkpoints_need_a_resumable_solver(tmp_path):

@@ -73,6 +73,8 @@ class Adapter:
     module: str = ""
     #: Whether the library's arrays mix with SciPy sparse matrices on the host.
     host_sparse: bool = False
+    #: Whether the library can compute on a GPU (given one, and its build for it).
+    gpus: bool = False
 
     def parameters_on(self) -> str:
         """The backend whose arrays hold the parameters this one trains: itself, but for a
@@ -223,6 +225,7 @@ class _NumPy(Adapter):
 
 class _CuPy(Adapter):
     name = module = "cupy"
+    gpus = True
 
     def device_names(self, mod: ModuleType) -> tuple[str, ...]:
         try:
@@ -312,6 +315,7 @@ def _torch_threads(torch: ModuleType, n: int) -> Any:
 
 class _Torch(Adapter):
     name = module = "torch"
+    gpus = True
 
     def device_names(self, mod: ModuleType) -> tuple[str, ...]:
         names = ["cpu"]
@@ -337,8 +341,15 @@ class _Torch(Adapter):
             requested = "cuda" if torch.cuda.is_available() else "cpu"
         try:
             dev = torch.device(requested)
-        except (RuntimeError, TypeError) as exc:
-            raise NoDevice(f"{requested!r} is not a torch device: {exc}") from None
+        except (RuntimeError, TypeError):
+            kind = str(requested).partition(":")[0]
+            if kind in ("gpu", "rocm"):  # torch's CUDA devices are AMD's too, on ROCm builds
+                raise NoDevice(
+                    f"torch names the GPU 'cuda', not {kind!r}: use device='cuda' (or 'cuda:N')"
+                ) from None
+            raise NoDevice(
+                f"torch has no device {requested!r}: use 'cpu', 'cuda', 'cuda:N' or 'mps'"
+            ) from None
         if dev.type == "cuda" and dev.index is None and torch.cuda.is_available():
             # name the index, so that it compares equal to the device of the arrays made there
             dev = torch.device("cuda", torch.cuda.current_device())
@@ -400,6 +411,7 @@ class _Torch(Adapter):
 
 class _Jax(Adapter):
     name = module = "jax"
+    gpus = True
 
     def device_names(self, mod: ModuleType) -> tuple[str, ...]:
         return tuple(str(d) for d in mod.devices())

@@ -44,9 +44,29 @@ def data_hash(*arrays: Any) -> str:
     return digest.hexdigest()
 
 
+#: The settings that say how long a run goes on, not what its passes compute: they are no
+#: part of its identity, so that a run continues to a larger count (checkpoints of xpnet
+#: 0.x held them; they are ignored there too).
+LENGTHS = ("epochs", "max_iter")
+
+
 def identity(data: str, settings: dict) -> dict:
-    """A run's identity: the hash of its data, and its settings as JSON-able values."""
-    return {"data": data, "settings": {k: _plain(v) for k, v in sorted(settings.items())}}
+    """A run's identity: the hash of its data, and its settings (but :data:`LENGTHS`) as
+    JSON-able values."""
+    kept = {k: _plain(v) for k, v in sorted(settings.items()) if k not in LENGTHS}
+    return {"data": data, "settings": kept}
+
+
+def check_length(path: Any, done: int, total: int, name: str, unit: str) -> None:
+    """Raise CheckpointMismatchError when the checkpoint at ``path``, ``done`` ``unit``s in,
+    is past the ``total`` that ``name`` asks for: a run continues, it never goes back."""
+    if done > total:
+        raise CheckpointMismatchError(
+            f"{path} holds a run of {done} {unit}, more than {name}={total}: a checkpoint "
+            f"continues a run to a larger {name}, it cannot shorten one. Pass {name}={done} "
+            f"or more to get its model (the same call returns it, or trains on), or delete "
+            f"{path}, or pass another checkpoint path, to start afresh"
+        )
 
 
 def _plain(value: Any) -> Any:
@@ -112,8 +132,12 @@ def _check_identity(path: Any, saved: Any, run: dict) -> None:
     if not isinstance(saved, dict) or set(saved) != {"data", "settings"}:
         raise ModelFileError(f"{path} is a checkpoint without the identity of its run")
     advice = f"delete {path}, or pass another checkpoint path, to start afresh"
-    if saved["settings"] != run["settings"]:
-        before, now = saved["settings"], run["settings"]
+    before, now = saved["settings"], run["settings"]
+    if isinstance(before, dict):
+        before = {k: v for k, v in before.items() if k not in LENGTHS}
+    if before != now:
+        if not isinstance(before, dict):
+            raise ModelFileError(f"{path} is a checkpoint without the settings of its run")
         changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
         what = "; ".join(f"{k} was {before.get(k)!r}, now {now.get(k)!r}" for k in changed)
         raise CheckpointMismatchError(
@@ -125,3 +149,34 @@ def _check_identity(path: Any, saved: Any, run: dict) -> None:
             f"{path} was written by a run on other data (X, y or sample weights differ): "
             f"it cannot be resumed on this data; {advice}"
         )
+
+
+def explain(meta: dict, path: Any) -> str:
+    """What a checkpoint file holds and how to get its model: for :func:`xpnet.load`, which
+    reads models, not checkpoints (a checkpoint has no classes, only its data's hash)."""
+    run = meta.get("run") if isinstance(meta.get("run"), dict) else {}
+    settings = run.get("settings") if isinstance(run.get("settings"), dict) else {}
+    state = meta.get("state") if isinstance(meta.get("state"), dict) else {}
+    done = state.get("epoch")
+    done = done if isinstance(done, int) and not isinstance(done, bool) else None
+    estimator = settings.get("estimator")
+    if isinstance(estimator, str):
+        what, length, unit = f"{estimator}.fit", "max_iter", "epochs"
+        call = f"{estimator}(..., checkpoint={str(path)!r}).fit(X, y)"
+        result = "the fitted estimator"
+    else:
+        what, length, unit = "xpnet.fit", "epochs", "passes"
+        call = f"xpnet.fit(X, y, ..., checkpoint={str(path)!r})"
+        result = "the trained model"
+    shown = ", ".join(
+        f"{k}={v!r}" for k, v in settings.items() if k not in ("kind", "estimator", *LENGTHS)
+    )
+    after = f" after {done} {unit}" if done is not None else ""
+    shown = f" (its settings: {shown})" if shown else ""
+    return (
+        f"{path} is a checkpoint of {what} (a training state{after}), not a model: it holds "
+        f"no classes, only a hash of the data. To get {result}, make the same call again "
+        f"with the same data, settings and checkpoint: {call}{shown}. "
+        f"It returns {result} at once when the run is finished, and trains on when it was "
+        f"interrupted or when {length} is raised"
+    )

@@ -15,6 +15,8 @@ methods ``_output_name``, ``_encode_y``, ``_dask_targets`` and
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -48,19 +50,39 @@ def _rows(target: _target.Target, a: Any, idx: np.ndarray) -> Any:
     return target.xp.take(a, target.asarray(idx), axis=0)
 
 
+@contextlib.contextmanager
+def advised(est, X: Any, y: Any) -> Iterator[None]:
+    """scikit-learn's ValueError or TypeError about ``(X, y)``, raised again as the same type
+    with its message followed by xpnet's advice, when xpnet's checks find what to say: text
+    in X (where, and how to encode it), missing labels in y (how many, and the first).
+    ``X=None``: X is checked already."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        if type(exc) not in (ValueError, TypeError):  # scikit-learn's own subclasses stay
+            raise
+        classifier = isinstance(est, ClassifierMixin)
+        advice = None if X is None else _validation.not_numbers(X)
+        advice = advice or _validation.missing_targets(y, classifier=classifier)
+        if advice is None:
+            raise
+        raise type(exc)(f"{str(exc).rstrip('.')}. {advice}") from exc
+
+
 def validate_fit_input(est, X: Any, y: Any, reset: bool) -> tuple[Any, np.ndarray]:
     """``(X, y)``: X stays where it is, y comes to the host."""
     if _target.is_host_input(X):
-        X, y = validate_data(
-            est,
-            X,
-            _target.for_host(y),
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            y_numeric=not isinstance(est, ClassifierMixin),
-            dtype=(np.float64, np.float32),
-            reset=reset,
-        )
+        with advised(est, X, y):
+            X, y = validate_data(
+                est,
+                X,
+                _target.for_host(y),
+                accept_sparse=["csr", "csc"],
+                multi_output=True,
+                y_numeric=not isinstance(est, ClassifierMixin),
+                dtype=(np.float64, np.float32),
+                reset=reset,
+            )
     else:
         X = _validation.check_X(X, n_features=None if reset else est.n_features_in_)
         classifier = isinstance(est, ClassifierMixin)
@@ -92,7 +114,8 @@ def fit(est, X: Any, y: Any, sample_weight: Any, incremental: bool):
         return _fit_chunks(est, source, X, y, sample_weight, incremental, hidden, first_pass)
     X, y = validate_fit_input(est, X, y, reset=first_pass)
     n_samples, n_features = X.shape
-    Y = est._encode_y(y, incremental, first_pass)
+    with advised(est, None, y):  # labels that cannot be sorted: None among them
+        Y = est._encode_y(y, incremental, first_pass)
     if Y.ndim == 1:
         Y = Y.reshape((-1, 1))
     if sample_weight is not None:
@@ -273,6 +296,7 @@ def _fit_stochastic(est, target, params, Xt, Yt, Y_host, swt, incremental, dtype
     first, save = state.epoch, None
     if est.checkpoint is not None and not incremental:
         state, save = _checkpointed(est, state, target, dtype, (Xt, Yt, swt))
+        _checkpoint_length(est, state.epoch - first)
     problem = _train.Problem(
         data=_train.Data(target, Xt, Yt, swt, batch_size, dtype, risky),
         optimizer=optimizer,
@@ -290,8 +314,22 @@ def _fit_stochastic(est, target, params, Xt, Yt, Y_host, swt, incremental, dtype
         divergence=divergence, interruptible=True,
         checkpoint_every=est.checkpoint_every if save is not None else None,
     )  # fmt: skip
-    state = _train.run(state, problem, rules, _verbose_observer(est, first), save)
+    if state.stopped != "plateau":  # a checkpoint of a run that stopped early has ended
+        state = _train.run(state, problem, rules, _verbose_observer(est, first), save)
     return _keep_result(est, state, first, incremental)
+
+
+def _checkpoint_length(est, done: int) -> None:
+    """Refuse a checkpoint ``done`` epochs in for a fit of fewer ``max_iter``.
+
+    A larger ``max_iter`` continues the run: nothing in scikit-learn's epochs depends on
+    ``max_iter`` (the schedules, the shuffle, early stopping's split and counters are in
+    the state), so the fit ends as one of that many epochs would.  A run that stopped
+    early (no improvement for ``n_iter_no_change`` epochs) has ended for any ``max_iter``.
+    """
+    from . import _checkpoint
+
+    _checkpoint.check_length(est.checkpoint, done, est.max_iter, "max_iter", "epochs")
 
 
 def _batch_size(est, n: int, quiet: bool = False) -> int:

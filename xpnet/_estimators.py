@@ -26,7 +26,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.neural_network import MLPClassifier as _SkClassifier
 from sklearn.neural_network import MLPRegressor as _SkRegressor
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
@@ -137,6 +137,18 @@ class _BaseMLP(BaseEstimator, ABC):
     @abstractmethod
     def _validation_score(self, y_val: Any, out: np.ndarray, sw: Any) -> float:
         """The early-stopping score of the outputs ``out`` against ``y_val``."""
+
+    def _validate_params(self) -> None:
+        """scikit-learn's parameter validation; an unknown ``backend`` keeps its
+        InvalidParameterError, with the closest name (or, for "cuda" and "gpu", the
+        backends with GPUs) after its message."""
+        try:
+            super()._validate_params()
+        except InvalidParameterError as exc:
+            hint = _target.backend_hint(self.backend)
+            if not hint or "'backend' parameter" not in str(exc):
+                raise
+            raise InvalidParameterError(f"{exc} {hint[0].upper()}{hint[1:]}") from exc
 
     # -- input ------------------------------------------------------------------
 
@@ -335,7 +347,13 @@ default None
         atomically every ``checkpoint_every`` epochs, on Ctrl-C and at the end
         of ``fit``.  When the file exists, ``fit`` resumes from it and ends as
         a fit that never stopped would (with an int ``random_state``; bit for
-        bit on NumPy).  A checkpoint of other data or parameters raises
+        bit on NumPy).  A larger ``max_iter`` continues the run, finished or
+        not, to the fit of that many epochs (nothing in scikit-learn's epochs
+        depends on ``max_iter``; a fit that stopped early has ended for any
+        larger one).  The same ``fit`` after a finished run returns its model
+        without training: that is how to get it, as :func:`xpnet.load` does
+        not read checkpoints.  A checkpoint of other data or parameters
+        (``max_iter`` aside), or of more epochs than ``max_iter``, raises
         :class:`~xpnet.CheckpointMismatchError`.  ``partial_fit`` neither
         reads nor writes it (the estimator itself carries the state between
         calls).

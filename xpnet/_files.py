@@ -117,8 +117,11 @@ def _keep_mode(fd: int, path: Path) -> None:
             os.fchmod(fd, mode)
 
 
-def read(path: str | os.PathLike, kinds: str | tuple[str, ...]) -> Archive:
-    """The archive at ``path``, which must hold one of ``kinds``.
+def read(
+    path: str | os.PathLike, kinds: str | tuple[str, ...], *, also: tuple[str, ...] = ()
+) -> Archive:
+    """The archive at ``path``, which must hold one of ``kinds``, or of ``also``: kinds read
+    for the caller to say why it cannot use them, and not named in the messages.
 
     Raises
     ------
@@ -167,7 +170,7 @@ def read(path: str | os.PathLike, kinds: str | tuple[str, ...]) -> Archive:
             f"{version}); this xpnet reads format {FORMAT} and older: upgrade xpnet to read it"
         )
     kind = meta.get("kind")
-    if kind not in kinds:
+    if kind not in kinds and kind not in also:
         raise ModelFileError(f"{path} holds an xpnet {kind!r}, not a {wanted}")
     return Archive(kind, meta, arrays)
 

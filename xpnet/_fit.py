@@ -122,7 +122,14 @@ def fit(
         exists, training resumes from it: the same call after a crash ends with
         the same parameters as a run that never stopped (bit for bit on the
         same backend), and ``callback`` sees only the passes after the
-        checkpoint.  A checkpoint of other data or settings is refused.
+        checkpoint.  The same call with a larger ``epochs`` continues a run,
+        finished or not: it ends as one run of that many epochs would, bit for
+        bit on the same backend, its loss curve included (the last pass of the
+        shorter run is not kept there unless it is a log point).  The same call
+        after a finished run returns its model without training: that is how
+        to get the model of a checkpoint, which :func:`xpnet.load` does not
+        read (it holds no classes).  A checkpoint of other data or other
+        settings, or further along than ``epochs``, is refused.
     checkpoint_every : int, optional
         Passes between checkpoints; by default ``log_every``.
 
@@ -159,7 +166,8 @@ def fit(
         When the loss stops being finite (the step is too large); the error
         names the first such pass and holds the parameters of the pass before.
     CheckpointMismatchError
-        When ``checkpoint`` was written by a run of other data or settings.
+        When ``checkpoint`` was written by a run of other data or settings
+        (``epochs`` aside), or has run more passes than ``epochs``.
     ModelFileError
         When ``checkpoint`` exists but is not a readable checkpoint.
 
@@ -267,6 +275,14 @@ def resume(
         digest, {**settings, "dtype": _target.dtype_name(data.dtype), "kind": "fit"}
     )
     state = _checkpoint.load(path, run, data.target, data.dtype)
+    if state is not None:  # a run goes on to more epochs, never back
+        epochs, log_every = settings["epochs"], settings["log_every"]
+        _checkpoint.check_length(path, state.epoch, epochs, "epochs", "passes")
+        history = state.history
+        if history and history[-1][0] % log_every and history[-1][0] != epochs - 1:
+            # the last pass of a shorter run, recorded as its end: not a log point of this
+            # one, whose loss curve is that of a single run of this many epochs
+            state = state._replace(history=history[:-1])
     return state, lambda s: _checkpoint.save(path, s, run)
 
 
@@ -305,7 +321,9 @@ def train(
     state = _train.run(state, problem, rules, observe, save)
     history = state.history
     unrecorded = state.epoch > 0 and (not history or history[-1][0] != state.epoch - 1)
-    if state.stopped == "interrupted" and unrecorded:
+    # the last pass is recorded: after Ctrl-C, and after a checkpoint that ended where
+    # this run ends without recording that pass (one interrupted at its log points)
+    if unrecorded and (state.stopped == "interrupted" or state.epoch == settings["epochs"]):
         last = (state.epoch - 1, problem.evaluate(state.params))
         state = state._replace(history=(*history, last))
     return state

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _files, _model
+from ._exceptions import ModelFileError
 from ._grid import ModelGrid
 from ._model import Model
 
@@ -66,7 +67,10 @@ def load(
     ModelFileError
         When the file is truncated, corrupted, not written by xpnet, of a newer
         format, or inconsistent (a missing array, a wrong shape or dtype); the
-        message says which.  Nothing in the file is executed to find out.
+        message says which.  Nothing in the file is executed to find out.  A
+        checkpoint (``checkpoint=`` of :func:`xpnet.fit` or of an estimator)
+        holds a training state, not a model: the message says how to get the
+        model, by the same ``fit`` call with the same checkpoint.
     BackendUnavailableError
         When the backend cannot be used and ``fallback=False``.
 
@@ -84,7 +88,11 @@ def load(
     >>> round(again.score(X, y), 3)
     0.975
     """
-    archive = _files.read(path, tuple(_READERS))
+    archive = _files.read(path, tuple(_READERS), also=("checkpoint",))
+    if archive.kind == "checkpoint":
+        from . import _checkpoint
+
+        raise ModelFileError(_checkpoint.explain(archive.meta, path))
     return _READERS[archive.kind](archive, path, backend, device, fallback)
 
 

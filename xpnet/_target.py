@@ -8,6 +8,7 @@ with them, and has no ``if backend == ...`` of its own.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import numbers
 import warnings
 from collections.abc import Callable
@@ -228,9 +229,10 @@ def resolve(
     backend or a malformed device (see :func:`check_device`) raises ValueError.
     """
     if backend is not None and (not isinstance(backend, str) or backend not in _CHOICES):
+        hint = backend_hint(backend)
         raise ValueError(
-            f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}, "
-            "'auto', or None to follow the data"
+            f"unknown backend {backend!r}{': ' + hint if hint else ''}; choose one of "
+            f"{', '.join(BACKENDS)}, 'auto', or None to follow the data"
         )
     if backend is None:
         here = target_of(X)
@@ -249,16 +251,17 @@ def resolve(
     try:
         return target_for(backend, device)
     except NoDevice as exc:
-        reason = str(exc)
+        reason = str(exc).rstrip(".")
     message = f"backend {backend!r}" + (f" with device {device!r}" if device is not None else "")
+    no_gpu = _no_gpu_hint(backend, device)
     if not fallback:
+        todo = no_gpu or "Install it, choose another backend (see xpnet.available_backends())"
         raise BackendUnavailableError(
-            f"{message} is not available: {reason}. Install it, choose another "
-            "backend (see xpnet.available_backends()), or pass fallback=True to use NumPy."
+            f"{message} is not available: {reason}. {todo}, or pass fallback=True to use NumPy."
         )
     warn(
-        f"{message} is not available: {reason}. Falling back to NumPy on the CPU; "
-        "pass fallback=False to raise instead.",
+        f"{message} is not available: {reason}. {no_gpu + '. ' if no_gpu else ''}Falling back "
+        "to NumPy on the CPU; pass fallback=False to raise instead.",
         BackendFallbackWarning,
     )
     return target_for("numpy", None)
@@ -311,6 +314,44 @@ def auto_choice(work: Work | None, *, gpu: bool) -> tuple[str, str]:
     if cpu_seconds <= gpu_seconds:
         return "numpy", f"auto: NumPy on the CPU: {estimate}kernel launches there"
     return "cupy", f"auto: CuPy on the GPU: {estimate}arithmetic on the CPU"
+
+
+#: The kinds of device string that name a GPU (or another accelerator a GPU library drives).
+_GPU_KINDS = ("cuda", "gpu", "rocm", "mps", "xpu", "metal")
+
+
+def _gpu_backends() -> str:
+    """The backends that compute on GPUs, as a message names them: "'cupy', 'torch' or 'jax'"."""
+    names = [repr(name) for name, adapter in ADAPTERS.items() if adapter.gpus]
+    return ", ".join(names[:-1]) + f" or {names[-1]}"
+
+
+#: How a message shows a GPU backend and device.
+_FOR_EXAMPLE = "for example backend='torch', device='cuda'"
+
+
+def backend_hint(backend: Any) -> str:
+    """What was probably meant by an unknown backend name: a device kind ("cuda", "gpu")
+    points at the backends with GPUs, a misspelling at the closest name; "" otherwise."""
+    if not isinstance(backend, str):
+        return ""
+    if backend.lower().partition(":")[0] in _GPU_KINDS:
+        return (
+            f"{backend!r} names a device, not a backend; for a GPU use backend="
+            f"{_gpu_backends()} ({_FOR_EXAMPLE})"
+        )
+    close = difflib.get_close_matches(backend.lower(), _CHOICES, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else ""
+
+
+def _no_gpu_hint(backend: str, device: Any) -> str:
+    """The advice for a GPU asked of a backend that computes on the CPU only; "" otherwise."""
+    if ADAPTERS[backend].gpus:
+        return ""
+    index = isinstance(device, numbers.Integral) and not isinstance(device, bool)
+    if not index and not (isinstance(device, str) and device.partition(":")[0] in _GPU_KINDS):
+        return ""
+    return f"For a GPU use backend={_gpu_backends()} ({_FOR_EXAMPLE})"
 
 
 #: The kinds of device a device string may name ("cuda", "cuda:1", "gpu:0", "mps", ...).

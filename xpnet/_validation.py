@@ -168,6 +168,84 @@ def _floats_from_objects(X: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name} holds integers too large for float64") from None
 
 
+def not_numbers(X: Any, name: str = "X") -> str | None:
+    """What in host ``X`` (a DataFrame, a list, an object array) is neither a real number nor
+    a missing value, where, and what to do; None when there is nothing of the kind.
+
+    For the estimators' host input, whose checks are scikit-learn's: its message ("could not
+    convert string to float: 'x'") says what, not where nor what to do.  Missing values
+    (None, NaN) are left to scikit-learn's own message, which says what to do about them.
+    """
+    if isinstance(X, np.ndarray) and X.dtype.kind in "biufc" or is_sparse(X):
+        return None  # numbers (complex ones are scikit-learn's to refuse)
+    if _target.adapter_of(X) is not None and not isinstance(X, np.ndarray):
+        return None  # another backend's array says what it holds by its dtype
+    names = getattr(X, "columns", None)
+    dtypes = getattr(X, "dtypes", None)
+    columns = None  # a DataFrame's columns that may hold other than numbers
+    if names is not None and dtypes is not None and hasattr(X, "iloc"):
+        columns = [j for j, dt in enumerate(dtypes) if getattr(dt, "kind", "O") not in "biuf"]
+        X = X.iloc[:, columns]
+    try:
+        values = np.asarray(X, dtype=object)
+    except Exception:  # ragged, or refusing: scikit-learn's message is all there is to say
+        return None
+    if values.ndim != 2 or values.size == 0:
+        return None
+    other = np.frompyfunc(lambda v: not isinstance(v, (numbers.Real, np.bool_)), 1, 1)
+    found = np.argwhere(other(values).astype(bool) & ~_missing(values))
+    if found.size == 0:
+        return None
+    row, column = (int(i) for i in found[0])
+    value = values[row, column]
+    where = f"row {row}, column {column}"
+    if columns is not None:
+        column = columns[column]
+        where = f"column {names[column]!r} (row {row}, column {column})"
+    return (
+        f"{name} holds {value!r} (of type {type(value).__name__}) in {where}; xpnet needs "
+        "real numbers: encode text columns as numbers first (for example with "
+        "sklearn.preprocessing.OneHotEncoder or OrdinalEncoder, in a ColumnTransformer "
+        "for a DataFrame)"
+    )
+
+
+def _is_missing(value: Any) -> bool:
+    """None, NaN, or pandas' NA and NaT (recognised without importing pandas)."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value != value
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
+    """Where an object array holds missing values (see :func:`_is_missing`)."""
+    return np.frompyfunc(_is_missing, 1, 1)(values).astype(bool)
+
+
+def missing_targets(y: Any, *, classifier: bool) -> str | None:
+    """How many of ``y``'s labels (a classifier's) or targets are missing (None, NaN, pandas'
+    NA), the first, and what to do; None when none is (or y is not an array of them)."""
+    if y is None:
+        return None
+    try:
+        values = np.asarray(_target.for_host(y), dtype=object)
+    except Exception:
+        return None
+    if values.ndim not in (1, 2) or values.size == 0:
+        return None
+    missing = _missing(values)
+    if not missing.any():
+        return None
+    what = "label" if classifier else "target"
+    first = np.argwhere(missing)[0]
+    at = f"index {first[0]}" if values.ndim == 1 else f"row {first[0]}, column {first[1]}"
+    return (
+        f"y has {_plural(int(missing.sum()), f'missing {what}')} (None or NaN), the first at "
+        f"{at}; every sample needs a {what}: drop the unlabelled samples (and their rows of X) "
+        "first"
+    )
+
+
 def _non_finite(name: str, finite: np.ndarray, when: str, first_row: int = 0) -> str:
     """The message for non-finite values; ``finite`` covers rows from ``first_row`` on."""
     row, column = np.argwhere(~finite)[0]
