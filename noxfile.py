@@ -19,7 +19,7 @@ TORCH = "torch==2.13.0"  # the CPU build; an unpinned torch pulls a multi-GB CUD
 
 
 def _pytest(session: nox.Session, backend: str, *paths: str) -> None:
-    # SCIPY_ARRAY_API=1 lets scikit-learn's estimator checks include its array-API input check.
+    # SCIPY_ARRAY_API=1: scikit-learn's array-API checks and dispatch (tests/test_array_api.py).
     env = {"XPNET_TEST_BACKEND": backend, "SCIPY_ARRAY_API": "1"}
     session.run("pytest", *paths, *session.posargs, env=env)
 

@@ -2,8 +2,9 @@
 namespace, in order.
 
 A code block preceded by a comment ``.. guide-test: needs X, Y`` runs only where each of
-X, Y is there: an importable module (``torch``, ``dask``, ``dask_cuda``), or ``gpu``, a
-usable CUDA device (CuPy's or torch's).  The blocks run on NumPy input, once: when the
+X, Y is there: an importable module (``torch``, ``dask``, ``dask_cuda``), ``gpu``, a
+usable CUDA device (CuPy's or torch's), or ``array_api_dispatch``, scikit-learn's array API
+dispatch (SCIPY_ARRAY_API=1, which nox sets).  The blocks run on NumPy input, once: when the
 suite runs for NumPy (``XPNET_TEST_BACKEND=numpy``), as tests/test_docs.py does.
 """
 
@@ -74,7 +75,12 @@ def missing(needs: list[str]) -> list[str]:
     """What of ``needs`` this machine lacks."""
     lacking = []
     for need in needs:
-        there = _gpu() if need == "gpu" else importlib.util.find_spec(need) is not None
+        if need == "gpu":
+            there = _gpu()
+        elif need == "array_api_dispatch":
+            there = os.environ.get("SCIPY_ARRAY_API") == "1"
+        else:
+            there = importlib.util.find_spec(need) is not None
         if need == "dask" and there:
             there = importlib.util.find_spec("distributed") is not None
         if not there:

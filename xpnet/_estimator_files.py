@@ -134,6 +134,10 @@ def _check_estimator(est: Any) -> None:
         outputs = 1 if y_type == "binary" else len(classes)
         if outputs != est.n_outputs_ or (y_type == "binary" and len(classes) != 2):
             raise Invalid(f"it has {len(classes)} classes ({y_type}) but {est.n_outputs_} outputs")
+    where = [getattr(est, name, None) for name in ("_fit_namespace", "_fit_device")]
+    if where != [None, None] and not all(isinstance(w, str) for w in where):
+        # absent from files older than the array-API rule, which then goes unchecked
+        raise Invalid(f"_fit_namespace and _fit_device are {where}, not two strings")
     opt = getattr(est, "_opt_state", None)
     if opt is not None:
         if not isinstance(opt, OptState):

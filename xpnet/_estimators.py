@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.neural_network import MLPClassifier as _SkClassifier
@@ -158,6 +159,38 @@ class _BaseMLP(BaseEstimator, ABC):
             return validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         return _validation.check_X(X, n_features=self.n_features_in_, when="predict")
 
+    def _check_namespace(self, X: Any, method: str) -> None:
+        """Under scikit-learn's ``array_api_dispatch``, its rule: X of another namespace or
+        device than the fit's raises ValueError (outside it, results follow X instead).
+
+        Estimators from files older than this rule carry no fit namespace and are not checked.
+        """
+        fitted = getattr(self, "_fit_namespace", None)
+        if fitted is None or not get_config()["array_api_dispatch"]:
+            return
+        fitted_device = self._fit_device
+        name, device = _target.namespace_and_device(X)
+        if (name, device) == (fitted, fitted_device):
+            return
+        if _target.adapter_of(X) is None:  # a list, DataFrame or sparse matrix: NumPy's
+            kind = "sparse array" if _validation.is_sparse(X) else "array-like"
+            detail = (
+                f"Array namespace used during fit ({fitted}) is not compatible with the "
+                f"{kind} input passed to {method}. Only the NumPy namespace is compatible "
+                f"with {kind} inputs."
+            )
+        elif name != fitted:
+            detail = f"Array namespaces used during fit ({fitted}) and {method} ({name}) differ."
+        else:
+            detail = f"Devices used during fit ({fitted_device}) and {method} ({device}) differ."
+        raise ValueError(
+            f"Inputs passed to {type(self).__name__}.{method}() must use the same namespace "
+            f"and the same device as those passed to fit(). {detail} Pass X as a {fitted} "
+            f"array on {fitted_device}, or call {method} outside "
+            "sklearn.config_context(array_api_dispatch=True), where xpnet moves X and "
+            "returns results in its namespace and on its device."
+        )
+
     def _lazily(self, predict: Any, X: Any, width: int | None, dtype: Any) -> Any:
         """``predict`` of each row chunk of X held in chunks, lazily (float: X's float dtype,
         else the fitted weights'); None for X in memory.  The estimator is fitted."""
@@ -250,7 +283,10 @@ class _BaseMLP(BaseEstimator, ABC):
         # keeps the model it had, rather than one half reset to fresh random weights.
         before = dict(self.__dict__)
         try:
-            return _estimator_training.fit(self, X, y, sample_weight, incremental)
+            _estimator_training.fit(self, X, y, sample_weight, incremental)
+            # where X came from, for predictions under array_api_dispatch (_check_namespace)
+            self._fit_namespace, self._fit_device = _target.namespace_and_device(X)
+            return self
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(before)
@@ -302,6 +338,7 @@ class _BaseMLP(BaseEstimator, ABC):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.array_api_support = True
         return tags
 
 
@@ -377,6 +414,14 @@ default None
     n_features_in_ : int
     feature_names_in_ : numpy.ndarray
         Only when X had string column names.
+
+    Notes
+    -----
+    The estimators declare scikit-learn's ``array_api_support`` tag.  Under
+    ``sklearn.config_context(array_api_dispatch=True)``, ``predict``, ``predict_proba``,
+    ``predict_log_proba`` and ``score`` raise scikit-learn's ValueError for X of another
+    namespace or device than the one ``fit`` saw; outside it, xpnet moves X and the results
+    follow it.
 """
 
 
@@ -478,6 +523,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Returns an array in X's namespace, on X's device, in X's float dtype.
         """
         check_is_fitted(self)
+        self._check_namespace(X, "predict_proba")
         lazy = self._lazily(self.predict_proba, X, max(len(self.classes_), 2), float)
         if lazy is not None:
             return lazy
@@ -487,6 +533,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict_log_proba(self, X: Any) -> Any:
         """The logarithm of :meth:`predict_proba`."""
+        check_is_fitted(self)
+        self._check_namespace(X, "predict_log_proba")
         proba = self.predict_proba(X)
         return _target.target_of(proba).xp.log(proba)  # lazily too, for rows in chunks
 
@@ -497,6 +545,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         a NumPy array.
         """
         check_is_fitted(self)
+        self._check_namespace(X, "predict")
         multilabel = self._label_binarizer.y_type_ not in ("binary", "multiclass")
         width = len(self.classes_) if multilabel else None
         lazy = self._lazily(self.predict, X, width, self.classes_.dtype)
@@ -513,6 +562,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy (subset accuracy for multi-label), as scikit-learn's."""
+        check_is_fitted(self)
+        self._check_namespace(X, "score")
         pred, y, sample_weight = self._scored(X, y, sample_weight)
         return float(accuracy_score(y, pred, sample_weight=sample_weight))
 
@@ -574,6 +625,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def predict(self, X: Any) -> Any:
         """Predicted values, in X's namespace, on X's device, in X's float dtype."""
         check_is_fitted(self)
+        self._check_namespace(X, "predict")
         width = None if self.n_outputs_ == 1 else self.n_outputs_
         lazy = self._lazily(self.predict, X, width, float)
         if lazy is not None:
@@ -588,5 +640,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """The coefficient of determination R^2, as scikit-learn's."""
+        check_is_fitted(self)
+        self._check_namespace(X, "score")
         pred, y, sample_weight = self._scored(X, y, sample_weight)
         return float(r2_score(y, pred, sample_weight=sample_weight))

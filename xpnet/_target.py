@@ -191,6 +191,17 @@ def for_host(x: Any) -> Any:
     return x if x is None or is_host_input(x) else to_host(x)
 
 
+def namespace_and_device(x: Any) -> tuple[str, str]:
+    """``(library, device)`` of ``x`` as plain strings (a file can hold them): ``("numpy",
+    "cpu")`` for NumPy arrays and other host input (lists, SciPy sparse, DataFrames)."""
+    adapter = adapter_of(x)
+    if adapter is None or adapter.name == "numpy":
+        return "numpy", "cpu"
+    device = device_of(x)
+    text = device_text(device)
+    return adapter.name, str(device) if text is None else text[1]
+
+
 def device_of(x: Any) -> Any:
     return array_api_compat.device(x)
 
