@@ -122,3 +122,32 @@ def test_schedules_react_to_epochs_and_plateaus_without_mutation():
     inv = _optim.SGD(0.1, schedule="invscaling", power_t=0.25)
     assert inv.epoch_end(state, 8).learning_rate == 0.1 / 9**0.25
     assert state.learning_rate == 0.1
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_an_epoch_in_one_call_equals_its_batches_one_by_one(xb, monkeypatch, solver, dtype):
+    # Where the backend compiles a scan (JAX), an estimator's epoch is one call over its full
+    # batches and the short last one apart: the numbers of stepping batch by batch, exactly.
+    import xpnet
+
+    target = _target.Target(xb.name, xb.xp, xb.device)
+    if _steps.step_for(target, _optim.Adam(0.001), "tanh", "softmax", 1e-4, True).batches is None:
+        pytest.skip(f"{xb.name} steps an epoch's batches one by one")
+    rs = np.random.RandomState(0)
+    X, y, sw = rs.randn(300, 5), rs.randint(0, 3, 300), rs.uniform(0.5, 2.0, 300)
+    kw = dict(hidden_layer_sizes=(7,), solver=solver, batch_size=64, max_iter=4, random_state=0)
+    calls = []
+    real = _train._epoch_in_one_call
+    monkeypatch.setattr(_train, "_epoch_in_one_call", lambda *a: calls.append(1) or real(*a))
+    with pytest.warns(Warning):  # scikit-learn's ConvergenceWarning after 4 epochs
+        one_call = xpnet.MLPClassifier(**kw).fit(xb.asarray(X, dtype), y, sample_weight=sw)
+    assert len(calls) == 4  # one call an epoch
+    monkeypatch.setattr(_train.Data, "in_one_call", lambda self, step: False)
+    with pytest.warns(Warning):
+        by_batch = xpnet.MLPClassifier(**kw).fit(xb.asarray(X, dtype), y, sample_weight=sw)
+    for a, b in zip(
+        one_call.coefs_ + one_call.intercepts_, by_batch.coefs_ + by_batch.intercepts_, strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert one_call.loss_curve_ == by_batch.loss_curve_

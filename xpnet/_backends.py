@@ -162,6 +162,12 @@ class Adapter:
         """Whether :meth:`loop` compiles the loop (then it wants the uncompiled body)."""
         return False
 
+    def scan(self, body: Callable) -> Callable | None:
+        """``run(carry, xs, *consts)``: ``carry = body(carry, x, *consts)`` for each ``x`` of
+        ``xs`` (arrays stacked on their leading axis), as one compiled call; None where the
+        library does not compile loops."""
+        return None
+
     def threads_for(self, device: Any, elements: int) -> contextlib.AbstractContextManager:
         """A context for work of about ``elements`` per operation (threads, for one)."""
         return contextlib.nullcontext()
@@ -469,6 +475,14 @@ class _Jax(Adapter):
 
     def compiles_loops(self) -> bool:
         return True
+
+    def scan(self, body: Callable) -> Callable | None:
+        jax = self.load()
+
+        def run(carry, xs, *consts):
+            return jax.lax.scan(lambda c, x: (body(c, x, *consts), None), carry, xs)[0]
+
+        return jax.jit(run)
 
     def on_host(self, device: Any) -> bool:
         return getattr(device, "platform", "cpu") == "cpu"

@@ -29,6 +29,9 @@ from ._target import Target
 StepFunction = Callable[..., tuple[list, Any, Any]]
 # m steps: (params, slots, X, Y, sample_weight, lr, m) -> (params, slots).
 Passes = Callable[..., tuple[list, Any]]
+# An epoch's full batches: (params, slots, X, Y, sample_weight, index, lrs) ->
+# (params, slots, the batches' summed loss times their sizes).
+Batches = Callable[..., tuple[list, Any, Any]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +45,11 @@ class Step:
     passes : callable or None
         ``m`` steps without losses as one call, equal to ``function`` called
         ``m`` times; None where steps are taken one by one.
+    batches : callable or None
+        The mini-batches of an epoch as one call: row ``k`` of ``index`` (shape
+        ``(batches, batch size)``) gathers batch ``k`` from ``X``, ``Y`` and the
+        weights, stepped with the step size ``lrs[k]``; equal to ``function``
+        called on each in turn.  None where batches are stepped one by one.
     release : callable or None
         Frees the step's buffers, at the end of a run.
     fast : bool
@@ -52,6 +60,7 @@ class Step:
     passes: Passes | None = None
     release: Callable[[], None] | None = None
     fast: bool = False
+    batches: Batches | None = None
 
     def __call__(self, params: list, slots: Any, X: Any, Y: Any, sw: Any, lr: Any) -> tuple:
         return self.function(params, slots, X, Y, sw, lr)
@@ -102,10 +111,39 @@ def portable_step(
 def declare(target: Target, portable: StepFunction) -> Step:
     """``portable`` as a Step on ``target``: compiled where the backend compiles, with its
     passes as one compiled loop there (the loop wants the uncompiled body), a plain loop
-    elsewhere."""
+    elsewhere, and an epoch's batches as one compiled scan where the backend has one."""
     compiled = target.jit(portable)
     loop = target.loop(_without_loss(portable if target.compiles_loops() else compiled))
-    return Step(compiled, passes=lambda p, s, X, Y, sw, lr, m: loop((p, s), m, X, Y, sw, lr))
+    return Step(
+        compiled,
+        passes=lambda p, s, X, Y, sw, lr, m: loop((p, s), m, X, Y, sw, lr),
+        batches=_scanned(target, portable),
+    )
+
+
+def _scanned(target: Target, step: StepFunction) -> Batches | None:
+    """The batches of an epoch as one scan of ``step`` (see :class:`Step`), or None."""
+    xp = target.xp
+
+    def body(carry, batch, X, Y, sw):
+        params, slots, total = carry
+        index, lr = batch
+        Xb, Yb = xp.take(X, index, axis=0), xp.take(Y, index, axis=0)
+        if Yb.dtype != Xb.dtype:  # one-hot labels kept as booleans: cast a batch at a time
+            Yb = xp.astype(Yb, Xb.dtype)
+        swb = None if sw is None else xp.take(sw, index, axis=0)
+        params, slots, loss = step(params, slots, Xb, Yb, swb, lr)
+        return params, slots, total + loss * index.shape[0]
+
+    scan = target.scan(body)
+    if scan is None:
+        return None
+
+    def batches(params, slots, X, Y, sw, index, lrs):
+        start = (params, slots, xp.zeros((), dtype=X.dtype, device=target.device))
+        return scan(start, (index, lrs), X, Y, sw)
+
+    return batches
 
 
 def _without_loss(step: StepFunction) -> Callable:

@@ -111,6 +111,10 @@ class Target:
     def compiles_loops(self) -> bool:
         return self.adapter.compiles_loops()
 
+    def scan(self, body: Callable) -> Callable | None:
+        """``body`` over the stacked ``xs`` as one compiled call, where the library can."""
+        return self.adapter.scan(body)
+
     def threads_for(self, elements: int) -> contextlib.AbstractContextManager:
         """A context for training whose operations each touch about ``elements`` values."""
         return self.adapter.threads_for(self.device, elements)

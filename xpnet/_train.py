@@ -138,6 +138,19 @@ class Data(NamedTuple):
 
     def epoch(self, shuffle: Shuffle | None) -> tuple[Shuffle | None, Iterator]:
         """The next shuffle state and the epoch's ``(X, Y, sample_weight, size)`` batches."""
+        shuffle, order = self.order(shuffle)
+        n = self.Y.shape[0]
+        if order is None and self.batch_size >= n and not is_sparse(self.X):
+            # all of it, no copies (but the labels', when they are kept as booleans)
+            return shuffle, ((self.X, self._labels(self.Y), self.sample_weight, n),)
+        return shuffle, self._batches(order)
+
+    def order(self, shuffle: Shuffle | None) -> tuple[Shuffle | None, np.ndarray | None]:
+        """The next shuffle state and the epoch's order of the rows (None: as they are).
+
+        Batches whose sample weights could sum to zero are checked here, before the
+        epoch's first step.
+        """
         if shuffle is not None:
             from sklearn.utils import shuffle as permute
 
@@ -150,11 +163,19 @@ class Data(NamedTuple):
             check_batch_weights(
                 self.risky_weights, order, self.batch_size, shuffled=shuffle is not None
             )
-        n = self.Y.shape[0]
-        if order is None and self.batch_size >= n and not is_sparse(self.X):
-            # all of it, no copies (but the labels', when they are kept as booleans)
-            return shuffle, ((self.X, self._labels(self.Y), self.sample_weight, n),)
-        return shuffle, self._batches(order)
+        return shuffle, order
+
+    def in_one_call(self, step: Step | None) -> bool:
+        """Whether an epoch's batches go to ``step.batches`` as one call: a step that has
+        them, and at least two full batches of dense rows."""
+        batched = step is not None and step.batches is not None and not is_sparse(self.X)
+        return batched and self.n // self.batch_size >= 2
+
+    def taken(self, index: Any) -> tuple[Any, Any, Any]:
+        """The rows ``index`` (on the device) of X, the targets and the weights."""
+        xp = self.target.xp
+        sw = None if self.sample_weight is None else xp.take(self.sample_weight, index, axis=0)
+        return xp.take(self.X, index, axis=0), self._labels(xp.take(self.Y, index, axis=0)), sw
 
     def _labels(self, Y: Any) -> Any:
         """Targets in the training dtype: one-hot labels may be kept as booleans, a byte each
@@ -328,6 +349,8 @@ def _epoch(
     if problem.epoch is not None:
         return problem.epoch(state)
     data, optimizer = problem.data, problem.optimizer
+    if data.in_one_call(problem.step):
+        return _epoch_in_one_call(state, problem)
     shuffle, batches = data.epoch(state.shuffle)
     if shuffle is not None:
         state = state._replace(shuffle=shuffle)
@@ -345,6 +368,38 @@ def _epoch(
     if log_every is not None and (epoch % log_every == 0 or epoch == last):
         return state, problem.evaluate(state.params)
     return state, None
+
+
+def _epoch_in_one_call(state: TrainState, problem: Problem) -> tuple[TrainState, float]:
+    """One epoch as :func:`_epoch` takes it, the full batches in one call of the step's
+    ``batches`` (a compiled scan), the short last batch apart; the loss read once."""
+    data, optimizer, step = problem.data, problem.optimizer, problem.step
+    shuffle, order = data.order(state.shuffle)
+    if shuffle is not None:
+        state = state._replace(shuffle=shuffle)
+    n, size = data.n, data.batch_size
+    full = n // size
+    # the step sizes of the full batches, as the optimizer's state would go through them
+    opt, rates = state.opt, []
+    for _ in range(full):
+        rates.append(optimizer.step_size(opt))
+        opt = optimizer.advance(opt, rates[-1], opt.slots)
+    target, xp = data.target, data.target.xp
+    index = target.asarray(np.arange(n) if order is None else order)
+    lrs = target.asarray(np.asarray(rates, dtype=_target.dtype_name(data.X.dtype)))
+    batches = xp.reshape(index[: full * size], (full, size))
+    params, slots, total = step.batches(
+        state.params, state.opt.slots, data.X, data.Y, data.sample_weight, batches, lrs
+    )
+    state = state._replace(params=params, opt=opt._replace(slots=slots))
+    if full * size < n:  # the short last batch
+        X, Y, sw = data.taken(index[full * size :])
+        lr = optimizer.step_size(state.opt)
+        params, slots, loss = step(state.params, state.opt.slots, X, Y, sw, lr)
+        state = state._replace(params=params, opt=optimizer.advance(state.opt, lr, slots))
+        total = total + loss * (n - full * size)
+    state = state._replace(epoch=state.epoch + 1, samples=state.samples + n)
+    return state, float(_target.to_host(total)) / n
 
 
 def _raise_divergence(finite: TrainState, problem: Problem, epoch: int, loss: Any) -> None:
