@@ -28,7 +28,7 @@
 #   2. XPNET_TEST_BACKEND=cupy  python -m pytest   (at most $XPNET_GPU_CUPY_S, default 140 s)
 #   3. XPNET_TEST_BACKEND=torch python -m pytest   (at most $XPNET_GPU_TORCH_S, default 140 s;
 #      the tests' torch device is CUDA whenever torch sees one)
-#   4. python -m benchmarks --only gpu --rounds 2  (the time left: W1 on CuPy, torch-CUDA
+#   4. python -m benchmarks --only gpu,launches --rounds 2  (the time left: W1 on CuPy, torch-CUDA
 #      and JAX-GPU against NumPy; where a CuPy pass spends its time; W2 on 2,000,000 rows
 #      against a cuBLAS peak).
 # Each suite runs as $XPNET_GPU_SHARDS pytest processes side by side (default 6; the test
@@ -281,7 +281,7 @@ run_tests torch "${XPNET_GPU_TORCH_S:-140}"
 if (( NDEV == 0 )); then
   read -r -a BENCH <<< "${XPNET_GPU_BENCH_ARGS:---quick --only w1,gpu}"
 else
-  read -r -a BENCH <<< "--only gpu ${XPNET_GPU_BENCH_ARGS:---rounds 2}"
+  read -r -a BENCH <<< "--only gpu,launches ${XPNET_GPU_BENCH_ARGS:---rounds 2}"
 fi
 secs=$(budget 0)
 echo "benchmarks ${BENCH[*]} (at most ${secs} s) ..."
