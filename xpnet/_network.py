@@ -310,22 +310,10 @@ def objective(
     return xp.sum(losses, axis=-1) + penalty(xp, params, l2)
 
 
-def mean_loss(
-    xp: Any,
-    params: Params,
-    X: Array,
-    Y: Array,
-    *,
-    activation: str,
-    output: str,
-    l2: Any,
-    wiring: Wiring | None = None,
-) -> Array:
-    """The article's mean loss, ``(sum_i loss_i + l2/2 * sum |W|^2) / n``, per model."""
-    return (
-        objective(xp, params, X, Y, activation=activation, output=output, l2=l2, wiring=wiring)
-        / X.shape[0]
-    )
+def mean_loss(xp: Any, params: Params, X: Array, Y: Array, **terms: Any) -> Array:
+    """The article's mean loss, ``(sum_i loss_i + l2/2 * sum |W|^2) / n``, per model;
+    ``terms`` as for :func:`objective`."""
+    return objective(xp, params, X, Y, **terms) / X.shape[0]
 
 
 def backprop(
