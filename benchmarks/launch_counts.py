@@ -9,7 +9,10 @@ same operations the step dispatches on CUDA.  Views and allocations launch no
 kernel; reading a value on the host (``.item()``, ``bool()``, boolean-mask
 indexing) waits for the device.
 
-CuPy's paths need a stand-in ``cupy`` module and are not counted yet.
+CuPy's portable path runs on NumPy arrays of a subclass that counts what CuPy would launch
+(:class:`_Counted`): every elementwise operation, reduction, matrix product, array function
+and cast is a kernel; a value read on the host is a sync.  CuPy's fused kernels are not
+written yet, so there is no stand-in ``cupy`` module running their NumPy twins.
 
 Used by ``python -m benchmarks --only launches`` and by tests/test_launches.py,
 which loads this file by its path (it imports nothing from the benchmarks).
@@ -115,3 +118,128 @@ def torch_w2_batch() -> Count:
     slots = optimizer.init(target.xp, params).slots
     params, slots, _ = step(params, slots, X, Y, None, 0.001)  # buffers made, layouts kept
     return count_torch(lambda: step(params, slots, X, Y, None, 0.001))
+
+
+# -- CuPy's portable path, on NumPy arrays that count what CuPy would launch --------------------
+#: NumPy functions that only reshape or view: CuPy launches no kernel for them.
+_VIEWS = frozenset(
+    {"reshape", "transpose", "matrix_transpose", "permute_dims", "expand_dims", "squeeze",
+     "ravel", "swapaxes", "moveaxis", "broadcast_to", "result_type", "shape", "ndim", "size",
+     "may_share_memory", "shares_memory", "iscomplexobj", "isrealobj", "empty_like"}
+)  # fmt: skip
+
+
+class _Counted(np.ndarray):
+    """A NumPy array standing in for a CuPy one: every ufunc call (elementwise, reduction,
+    matrix product), array function and dtype cast is one kernel launch, as CuPy issues it;
+    reading a value on the host (``bool``, ``float``, ``.item()``, a boolean mask) is a
+    sync.  Basic indexing and reshapes are views and launch nothing."""
+
+    seen: Counter | None = None  # the operations of the counting under way
+
+    def _note(self, name: str) -> None:
+        if _Counted.seen is not None:
+            _Counted.seen[name] += 1
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        self._note(ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}")
+        if out is not None:
+            kwargs["out"] = tuple(_plain(o) for o in out)
+        return _counted(getattr(ufunc, method)(*map(_plain, inputs), **kwargs))
+
+    def __array_function__(self, func, types, args, kwargs):
+        if func.__name__ not in _VIEWS:
+            self._note(func.__name__)
+        plain = [
+            _plain(a) if not isinstance(a, (list, tuple)) else type(a)(map(_plain, a)) for a in args
+        ]
+        return _counted(func(*plain, **{k: _plain(v) for k, v in kwargs.items()}))
+
+    def astype(self, dtype, *args, **kwargs):
+        self._note("astype")
+        return _counted(_plain(self).astype(dtype, *args, **kwargs))
+
+    def __getitem__(self, key):
+        keys = key if isinstance(key, tuple) else (key,)
+        arrays = [k for k in keys if isinstance(k, np.ndarray)]
+        if any(k.dtype == bool for k in arrays):
+            self._note("sync: boolean mask")
+        if arrays:
+            self._note("gather")
+        return _counted(
+            _plain(self)[tuple(map(_plain, keys)) if isinstance(key, tuple) else _plain(key)]
+        )
+
+    def __bool__(self):
+        self._note("sync: bool")
+        return bool(_plain(self))
+
+    def __float__(self):
+        self._note("sync: float")
+        return float(_plain(self))
+
+    def item(self, *args):
+        self._note("sync: item")
+        return _plain(self).item(*args)
+
+
+def _plain(a: Any) -> Any:
+    return a.view(np.ndarray) if isinstance(a, _Counted) else a
+
+
+def _counted(a: Any) -> Any:
+    if isinstance(a, np.generic):  # NumPy's reductions give scalars, CuPy's 0-d arrays
+        a = np.asarray(a)
+    if isinstance(a, np.ndarray) and not isinstance(a, _Counted):
+        return a.view(_Counted)
+    if isinstance(a, tuple):
+        return tuple(_counted(x) for x in a)
+    return a
+
+
+def count_cupy_stand_in(work: Callable[[], Any]) -> Count:
+    """What ``work`` (on :class:`_Counted` arrays) would launch on CuPy."""
+    _Counted.seen = Counter()
+    try:
+        work()
+    finally:
+        seen, _Counted.seen = _Counted.seen, None
+    syncs = sum(n for name, n in seen.items() if name.startswith("sync"))
+    launches = sum(n for name, n in seen.items() if not name.startswith("sync"))
+    return Count(launches, syncs, seen)
+
+
+def _stand_in(rows: int, sizes: tuple, dtype: str, seed: int = 0) -> tuple:
+    """The portable step's arguments on stand-in arrays (the namespace CuPy's would be)."""
+    import array_api_compat.numpy as xp
+
+    from xpnet import _init
+
+    rng = np.random.RandomState(seed)
+    X = rng.randn(rows, sizes[0]).astype(dtype).view(_Counted)
+    Y = np.eye(sizes[-1], dtype=dtype)[rng.randint(0, sizes[-1], rows)].view(_Counted)
+    params = [
+        (W.astype(dtype).view(_Counted), b.astype(dtype).view(_Counted))
+        for W, b in _init.init_normal(sizes, seed)
+    ]
+    return xp, X, Y, params
+
+
+def cupy_w1_pass() -> Count:
+    """One pass of the article's training on CuPy: the portable step (CuPy has no fast path)."""
+    from xpnet import _optim, _steps
+
+    xp, X, Y, params = _stand_in(**W1)
+    step = _steps.portable_step(xp, _optim.SGD(0.01), "tanh", "softmax", 0.01, False)
+    return count_cupy_stand_in(lambda: step(params, (), X, Y, None, 0.01))
+
+
+def cupy_w2_batch() -> Count:
+    """One mini-batch of W2's Adam epoch on CuPy (the portable step), its gather apart."""
+    from xpnet import _optim, _steps
+
+    xp, X, Y, params = _stand_in(**W2)
+    optimizer = _optim.Adam(0.001)
+    slots = optimizer.init(xp, params).slots
+    step = _steps.portable_step(xp, optimizer, "tanh", "softmax", 1e-4, True)
+    return count_cupy_stand_in(lambda: step(params, slots, X, Y, None, 0.001))
