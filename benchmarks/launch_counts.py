@@ -243,3 +243,54 @@ def cupy_w2_batch() -> Count:
     slots = optimizer.init(xp, params).slots
     step = _steps.portable_step(xp, optimizer, "tanh", "softmax", 1e-4, True)
     return count_cupy_stand_in(lambda: step(params, slots, X, Y, None, 0.001))
+
+
+# -- a stand-in for the cupy module: its arrays count, its compiled kernels run their twins ----
+class _RawKernel:
+    """``cupy.RawKernel`` on the CPU: a launch runs the kernel's NumPy twin (found by its
+    name in :data:`xpnet._kernels.KERNELS`) and counts one launch."""
+
+    def __init__(self, code: str, name: str, options: tuple = ()) -> None:
+        from xpnet import _kernels
+
+        self.name, self.twin = name, _kernels.twin_of(name)
+
+    def __call__(self, grid: tuple, block: tuple, args: tuple, shared_mem: int = 0) -> None:
+        if _Counted.seen is not None:
+            _Counted.seen[f"kernel {self.name}"] += 1
+        self.twin(*(_plain(a) for a in args))
+
+
+class StandInCupy:
+    """What xpnet's fused CuPy step uses of the ``cupy`` module, on :class:`_Counted` NumPy
+    arrays: every library call is counted as CuPy launches it, and ``RawKernel`` runs twins."""
+
+    ndarray = _Counted
+    RawKernel = _RawKernel
+
+    @staticmethod
+    def empty(shape: Any, dtype: Any) -> _Counted:
+        return np.empty(shape, dtype).view(_Counted)  # an allocation launches nothing
+
+    @staticmethod
+    def zeros(shape: Any, dtype: Any) -> _Counted:
+        if _Counted.seen is not None:
+            _Counted.seen["fill"] += 1
+        return np.zeros(shape, dtype).view(_Counted)
+
+    @staticmethod
+    def full(shape: Any, value: Any, dtype: Any) -> _Counted:
+        if _Counted.seen is not None:
+            _Counted.seen["fill"] += 1
+        return np.full(shape, value, dtype).view(_Counted)
+
+    matmul = staticmethod(np.matmul)  # a ufunc: _Counted counts it and honours out=
+    sum = staticmethod(np.sum)
+    concatenate = staticmethod(np.concatenate)
+
+    @staticmethod
+    def asarray(a: Any, dtype: Any = None) -> _Counted:
+        return np.asarray(a, dtype).view(_Counted)
+
+
+STAND_IN = StandInCupy()

@@ -166,11 +166,23 @@ def _native_step(library: str) -> Callable[..., Step | None]:
     return make
 
 
+def _fused_step(target: Target, portable: StepFunction, *config: Any) -> Step | None:
+    import cupy  # with the first fit on CuPy
+
+    from . import _fused
+
+    fused = _fused.step(cupy, *config, portable=portable)
+    if fused is None:
+        return None
+    return Step(fused, fused.passes, fused.release, fast=True, batches=fused.batches)
+
+
 #: Per backend, the factory of its fast step: ``(target, portable, optimizer, activation,
 #: output, l2, mean_gradients) -> Step`` or None where the configuration has none.
 FAST_PATHS: dict[str, Callable[..., Step | None]] = {
     "numpy": _native_step("numpy"),
     "torch": _native_step("torch"),
+    "cupy": _fused_step,
 }
 
 

@@ -1,0 +1,159 @@
+"""CUDA kernels beside their NumPy twins.
+
+A GPU step of a small network is bound by its launches (see the performance
+guide), so the GPU paths fuse the elementwise work of a step into a few
+kernels of their own.  Each is a :class:`Kernel`: CUDA C++ source for
+``cupy.RawKernel``, written once with ``T`` for the float type, and a NumPy
+*twin* that takes the kernel's own arguments and writes the same outputs with
+the same arithmetic, operation for operation.  On a CPU the twins run in the
+kernels' place (a stand-in for the ``cupy`` module hands them out; see
+benchmarks/launch_counts.py), so a fused step's numbers and launch counts are
+tested without a device, and on a device the GPU script checks each kernel
+against its twin.
+
+Kernels are compiled without fused multiply-adds (``--fmad=false``): with
+them, ``a * b + c`` rounds once where the twin rounds twice.  The CUDA math
+library's ``tanh``, ``exp`` and ``log`` may still differ from NumPy's in the
+last bit, so a device agrees with its twins to rounding.
+
+Arguments follow one convention: arrays are passed as they are (CuPy passes a
+view's own pointer), floats as ``T`` and integers as ``long long``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+#: nvrtc's options for every kernel: no fused multiply-add, so that each product and sum
+#: rounds as the twin's does.
+OPTIONS = ("--fmad=false", "-std=c++14")
+
+#: The C types of the float dtypes, and of the label dtypes a gather reads.
+C_TYPES = {"float32": "float", "float64": "double", "bool": "bool"}
+
+
+class Kernel(NamedTuple):
+    """One CUDA kernel and its NumPy twin.
+
+    Attributes
+    ----------
+    name : str
+        The ``__global__`` function's name; the compiled name adds the dtypes.
+    source : str
+        CUDA C++ defining ``extern "C" __global__ void NAME(...)``, in terms of the
+        float type ``T`` and, for kernels that read labels, their type ``L``.
+    twin : callable
+        ``twin(*args)``: the kernel's arithmetic on NumPy arrays, given the same
+        arguments as the launch (arrays, then ``T`` and ``long long`` scalars), writing
+        the same outputs in place.
+    """
+
+    name: str
+    source: str
+    twin: Callable[..., None]
+
+    def function(self, dtype: str, labels: str | None = None) -> str:
+        """The compiled function's name for float type ``dtype`` (and label type)."""
+        return f"{self.name}_{dtype}" + ("" if labels is None else f"_{labels}")
+
+    def code(self, dtype: str, labels: str | None = None) -> str:
+        """The full CUDA source for ``dtype`` (and ``labels``), its function renamed."""
+        head = f"typedef {C_TYPES[dtype]} T;\n"
+        if labels is not None:
+            head += f"typedef {C_TYPES[labels]} L;\n"
+        body = self.source.replace(f" {self.name}(", f" {self.function(dtype, labels)}(", 1)
+        return head + body
+
+
+#: Every kernel declared, by name: a stand-in module finds a twin by its kernel's name.
+KERNELS: dict[str, Kernel] = {}
+
+
+def declare(name: str, source: str, twin: Callable[..., None]) -> Kernel:
+    """Declare a kernel and its twin (see :class:`Kernel`)."""
+    if name in KERNELS:
+        raise ValueError(f"a kernel named {name!r} is declared already")
+    KERNELS[name] = kernel = Kernel(name, source, twin)
+    return kernel
+
+
+def twin_of(function: str) -> Callable[..., None]:
+    """The twin of a compiled function name (``NAME_float32``, ``NAME_float64_bool``)."""
+    name = function
+    while name not in KERNELS and "_" in name:
+        name = name.rsplit("_", 1)[0]
+    return KERNELS[name].twin
+
+
+class Launcher:
+    """Kernels compiled for one ``cupy`` module (or a stand-in of it) and launched.
+
+    ``cp`` needs ``RawKernel(code, name, options=...)`` whose result is called as
+    ``kernel(grid, block, args)``, as CuPy's is.
+    """
+
+    def __init__(self, cp: Any) -> None:
+        self.cp = cp
+        self._compiled: dict[tuple, Any] = {}
+
+    def __call__(
+        self, kernel: Kernel, threads: int, args: tuple, dtype: str, *,
+        labels: str | None = None, block: int = 256, shared_mem: int = 0,
+    ) -> None:  # fmt: skip
+        """Launch ``kernel`` over ``threads`` threads (one-dimensional blocks of ``block``),
+        its floats cast to ``dtype`` and its integers to ``long long``; ``shared_mem`` bytes
+        of dynamic shared memory a block."""
+        key = (kernel.name, dtype, labels)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            code = kernel.code(dtype, labels)
+            function = kernel.function(dtype, labels)
+            compiled = self._compiled[key] = self.cp.RawKernel(code, function, options=OPTIONS)
+        grid = (max(1, -(-threads // block)),)
+        args = tuple(_argument(a, dtype) for a in args)
+        compiled(grid, (block,), args, shared_mem=shared_mem)
+
+
+def _argument(a: Any, dtype: str) -> Any:
+    if isinstance(a, bool):
+        return np.int64(a)
+    if isinstance(a, (int, np.integer)):
+        return np.int64(a)
+    if isinstance(a, (float, np.floating)):
+        return np.dtype(dtype).type(a)
+    return a
+
+
+def block_sum(values: np.ndarray, block: int) -> np.ndarray:
+    """Sums over the first axis of ``values`` as one block of ``block`` threads (a power of
+    two) takes them: thread ``t`` adds rows ``t``, ``t + block``, ... in turn to a zero,
+    then the block halves its partial sums until one is left (``BLOCK_SUM`` in CUDA)."""
+    n = values.shape[0]
+    rows = -(-n // block)
+    padded = np.zeros((rows * block, *values.shape[1:]), values.dtype)
+    padded[:n] = values  # adding a zero changes no partial sum
+    partial = np.zeros((block, *values.shape[1:]), values.dtype)
+    for row in padded.reshape(rows, block, *values.shape[1:]):
+        partial += row
+    half = block // 2
+    while half:
+        partial[:half] += partial[half : 2 * half]
+        half //= 2
+    return partial[0]
+
+
+#: The CUDA side of :func:`block_sum`: ``shared`` holds each thread's partial sum; after
+#: it, ``shared[0]`` holds the block's.
+BLOCK_SUM = """
+__device__ void block_sum(T* shared) {
+    __syncthreads();
+    for (unsigned half = blockDim.x / 2; half > 0; half >>= 1) {
+        const unsigned t = threadIdx.x;
+        if (t < half) shared[t] = shared[t] + shared[t + half];
+        __syncthreads();
+    }
+}
+"""
