@@ -154,58 +154,6 @@ ACTIVATIONS: dict[str, _Activation] = {
 
 
 # -- the output layer: a thread a row --------------------------------------------------------
-#: NumPy's summation of a row (``np.sum(v, axis=-1)``): below 8 terms one after the
-#: other, up to 128 in eight interleaved partial sums, beyond that halved (at a multiple of
-#: 8) and each half summed so.  The twin is :func:`row_sum`.
-_ROW_SUM = """
-template <class F> __device__ T row_sum(const F& f, long long begin, long long n) {
-    if (n < 8) {
-        T res = 0;
-        for (long long i = 0; i < n; i++) res = res + f(begin + i);
-        return res;
-    }
-    if (n <= 128) {
-        T r[8];
-        for (int j = 0; j < 8; j++) r[j] = f(begin + j);
-        long long i = 8;
-        for (; i < n - (n % 8); i += 8)
-            for (int j = 0; j < 8; j++) r[j] = r[j] + f(begin + i + j);
-        T res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        for (; i < n; i++) res = res + f(begin + i);
-        return res;
-    }
-    long long half = n / 2;
-    half -= half % 8;
-    return row_sum(f, begin, half) + row_sum(f, begin + half, n - half);
-}
-"""
-
-
-def row_sum(v: np.ndarray, begin: int = 0, n: int | None = None) -> np.ndarray:
-    """The sums over the last axis of ``v`` (columns ``begin`` to ``begin + n``) in the
-    order of ``_ROW_SUM``: NumPy's own (tests hold the two equal, bit for bit)."""
-    n = v.shape[-1] if n is None else n
-    if n < 8:
-        res = np.zeros(v.shape[:-1], v.dtype)
-        for i in range(n):
-            res = res + v[..., begin + i]
-        return res
-    if n <= 128:
-        r = [v[..., begin + j].copy() for j in range(8)]
-        i = 8
-        while i < n - n % 8:
-            for j in range(8):
-                r[j] = r[j] + v[..., begin + i + j]
-            i += 8
-        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-        for rest in range(i, n):
-            res = res + v[..., begin + rest]
-        return res
-    half = n // 2
-    half -= half % 8
-    return row_sum(v, begin, half) + row_sum(v, begin + half, n - half)
-
-
 _OUTPUT_ARGS = (
     "T* z, const T* b, const T* Y, const T* sw, T* losses, long long n, long long c, "
     "long long weighted, long long want_loss, T eps"
@@ -216,7 +164,7 @@ def _output_kernel(name: str, body: str, loss: str, twin: Callable) -> Kernel:
     """A row's output kernel: ``body`` turns ``x`` (the row's ``z + b``) into the output in
     place, ``loss`` is the row's reported loss (before its sample weight)."""
     source = f"""
-{_ROW_SUM}
+{_kernels.ROW_SUM}
 extern "C" __global__ void {name}({_OUTPUT_ARGS}) {{
     long long r = blockDim.x * (long long)blockIdx.x + threadIdx.x;
     if (r >= n) return;
@@ -261,7 +209,7 @@ def _output_twin(function: Callable, loss: Callable) -> Callable:
 
 def _softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - np.max(z, axis=-1, keepdims=True))
-    return e / row_sum(e)[:, None]
+    return e / _kernels.row_sum(e)[:, None]
 
 
 OUTPUTS: dict[str, Kernel] = {
@@ -275,7 +223,7 @@ OUTPUTS: dict[str, Kernel] = {
     for (long long j = 0; j < c; j++) x[j] = x[j] / s;
 """,
         "row_sum([&](long long j) { T p = x[j]; " + _CLIP_C + " return -y[j] * log(q); }, 0, c)",
-        _output_twin(_softmax, lambda p, Y, eps: row_sum(-Y * np.log(_clip(p, eps)))),
+        _output_twin(_softmax, lambda p, Y, eps: _kernels.row_sum(-Y * np.log(_clip(p, eps)))),
     ),
     "logistic": _output_kernel(
         "xpnet_out_logistic",
@@ -288,7 +236,7 @@ OUTPUTS: dict[str, Kernel] = {
         + " return -y[j] * log(q) - (T(1) - y[j]) * log(T(1) - q); }, 0, c)",
         _output_twin(
             _logistic,
-            lambda p, Y, eps: row_sum(
+            lambda p, Y, eps: _kernels.row_sum(
                 -Y * np.log(_clip(p, eps)) - (1.0 - Y) * np.log(1.0 - _clip(p, eps))
             ),
         ),
@@ -297,7 +245,9 @@ OUTPUTS: dict[str, Kernel] = {
         "xpnet_out_identity",
         "",
         "T(0.5) * (row_sum([&](long long j) { T d = x[j] - y[j]; return d * d; }, 0, c) / T(c))",
-        _output_twin(lambda z: z, lambda z, Y, eps: 0.5 * (row_sum((z - Y) ** 2) / Y.shape[-1])),
+        _output_twin(
+            lambda z: z, lambda z, Y, eps: 0.5 * (_kernels.row_sum((z - Y) ** 2) / Y.shape[-1])
+        ),
     ),
 }
 
