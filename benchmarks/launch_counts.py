@@ -9,10 +9,11 @@ same operations the step dispatches on CUDA.  Views and allocations launch no
 kernel; reading a value on the host (``.item()``, ``bool()``, boolean-mask
 indexing) waits for the device.
 
-CuPy's portable path runs on NumPy arrays of a subclass that counts what CuPy would launch
+CuPy's paths run on NumPy arrays of a subclass that counts what CuPy would launch
 (:class:`_Counted`): every elementwise operation, reduction, matrix product, array function
-and cast is a kernel; a value read on the host is a sync.  CuPy's fused kernels are not
-written yet, so there is no stand-in ``cupy`` module running their NumPy twins.
+and cast is a kernel; a value read on the host is a sync.  The fused step takes its ``cupy``
+module as an argument and gets a stand-in (:class:`StandInCupy`) whose ``RawKernel`` runs
+each kernel's NumPy twin (:mod:`xpnet._kernels`) and counts one launch.
 
 Used by ``python -m benchmarks --only launches`` and by tests/test_launches.py,
 which loads this file by its path (it imports nothing from the benchmarks).
@@ -210,7 +211,7 @@ def count_cupy_stand_in(work: Callable[[], Any]) -> Count:
 
 
 def _stand_in(rows: int, sizes: tuple, dtype: str, seed: int = 0) -> tuple:
-    """The portable step's arguments on stand-in arrays (the namespace CuPy's would be)."""
+    """A step's arguments on stand-in arrays (as CuPy's would be)."""
     import array_api_compat.numpy as xp
 
     from xpnet import _init
@@ -225,17 +226,52 @@ def _stand_in(rows: int, sizes: tuple, dtype: str, seed: int = 0) -> tuple:
     return xp, X, Y, params
 
 
-def cupy_w1_pass() -> Count:
-    """One pass of the article's training on CuPy: the portable step (CuPy has no fast path)."""
-    from xpnet import _optim, _steps
+def cupy_step(optimizer: Any, activation: str, output: str, l2: float, mean_gradients: bool):
+    """CuPy's fused step on the stand-in module (:class:`StandInCupy`): its kernels run
+    their NumPy twins."""
+    import array_api_compat.numpy as xp
 
-    xp, X, Y, params = _stand_in(**W1)
-    step = _steps.portable_step(xp, _optim.SGD(0.01), "tanh", "softmax", 0.01, False)
-    return count_cupy_stand_in(lambda: step(params, (), X, Y, None, 0.01))
+    from xpnet import _fused, _steps
+
+    portable = _steps.portable_step(xp, optimizer, activation, output, l2, mean_gradients)
+    return _fused.step(STAND_IN, optimizer, activation, output, l2, mean_gradients,
+                       portable=portable)  # fmt: skip
+
+
+def cupy_w1_pass() -> Count:
+    """One pass of the article's training on CuPy's fused step, as ``xpnet.fit`` runs the
+    passes between two logged losses: a call of 3 passes less a call of 1, halved."""
+    from xpnet import _optim
+
+    _, X, Y, params = _stand_in(**W1)
+    step = cupy_step(_optim.SGD(0.01), "tanh", "softmax", 0.01, False)
+    one = count_cupy_stand_in(lambda: step.passes(params, (), X, Y, None, 0.01, 1))
+    three = count_cupy_stand_in(lambda: step.passes(params, (), X, Y, None, 0.01, 3))
+    return _halved(three - one)
 
 
 def cupy_w2_batch() -> Count:
-    """One mini-batch of W2's Adam epoch on CuPy (the portable step), its gather apart."""
+    """One mini-batch of W2's Adam epoch on CuPy's fused step, as ``MLPClassifier`` runs an
+    epoch's batches in one call (gathered on the device): a call of 3 batches less a call
+    of 1, halved.  The gather is one of the launches."""
+    from xpnet import _optim
+
+    xp, X, Y, params = _stand_in(**dict(W2, rows=3 * W2["rows"]))
+    optimizer = _optim.Adam(0.001)
+    slots = optimizer.init(xp, params).slots
+    step = cupy_step(optimizer, "tanh", "softmax", 1e-4, True)
+    index = np.arange(X.shape[0]).reshape(3, -1)
+    lrs = np.full(3, 0.001, X.dtype)
+
+    def batches(k):
+        return lambda: step.batches(params, slots, X, Y, None, index[:k], lrs[:k])
+
+    return _halved(count_cupy_stand_in(batches(3)) - count_cupy_stand_in(batches(1)))
+
+
+def cupy_portable_w2_batch() -> Count:
+    """One mini-batch of W2 through the portable step on CuPy (where the fused step does
+    not serve, and for comparison), its gather apart."""
     from xpnet import _optim, _steps
 
     xp, X, Y, params = _stand_in(**W2)
@@ -243,6 +279,14 @@ def cupy_w2_batch() -> Count:
     slots = optimizer.init(xp, params).slots
     step = _steps.portable_step(xp, optimizer, "tanh", "softmax", 1e-4, True)
     return count_cupy_stand_in(lambda: step(params, slots, X, Y, None, 0.001))
+
+
+def _halved(count: Count) -> Count:
+    return Count(
+        count.launches // 2,
+        count.syncs // 2,
+        Counter({k: v // 2 for k, v in count.operations.items()}),
+    )
 
 
 # -- a stand-in for the cupy module: its arrays count, its compiled kernels run their twins ----
