@@ -26,8 +26,10 @@ def _pytest(session: nox.Session, backend: str, *paths: str) -> None:
 
 @nox.session(name="tests-numpy")
 def tests_numpy(session: nox.Session) -> None:
-    """NumPy, with CuPy installed: on a CPU-only machine this exercises the GPU fallback."""
-    session.install(".[test]", "cupy-cuda12x")
+    """NumPy, with CuPy installed: on a CPU-only machine this exercises the GPU fallback.
+    CUDA's runtime compiler (nvrtc) compiles the fused kernels' sources, which needs no
+    device (tests/test_fused.py)."""
+    session.install(".[test]", "cupy-cuda12x", "nvidia-cuda-nvrtc-cu12")
     _pytest(session, "numpy")
 
 

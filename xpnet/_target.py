@@ -293,10 +293,11 @@ class Work(NamedTuple):
 
 
 # The estimate behind backend="auto", from the one GPU run so far (an H200, CuPy 14): a
-# kernel launch cost the host about 19 us (the article's pass, 31 launches, took 581 us);
-# the portable step launches about 16 kernels plus 15 per hidden layer; products ran at
-# tens of TFLOP/s.  On the CPU a NumPy call on small arrays costs about a microsecond and
-# products run at tens of GFLOP/s on two cores.  Each is an order of magnitude, not a
+# kernel launch cost the host about 19 us (the article's pass, 31 launches, took 581 us)
+# and products ran at tens of TFLOP/s.  CuPy's fused step (xpnet/_fused.py, not yet timed
+# on a GPU) launches 7 kernels a batch plus 6 per hidden layer, its gather included.  On the
+# CPU, NumPy's fast step makes about 16 calls plus 15 per hidden layer, a call on small
+# arrays costs about a microsecond, and products run at tens of GFLOP/s on two cores.  Each is an order of magnitude, not a
 # promise: the choice only has to be right when one side is clearly cheaper.
 _GPU_LAUNCH_SECONDS = 19e-6
 _GPU_FLOPS = 20e12
@@ -318,8 +319,9 @@ def auto_choice(work: Work | None, *, gpu: bool) -> tuple[str, str]:
         return "cupy", "auto: a usable CUDA device"
     layers = list(zip(work.sizes[:-1], work.sizes[1:]))
     flops = 6.0 * work.rows * sum(a * b for a, b in layers)  # forward 2, backward 4
-    calls = 16 + 15 * (len(layers) - 1)
-    gpu_seconds = calls * _GPU_LAUNCH_SECONDS + flops / _GPU_FLOPS
+    hidden = len(layers) - 1
+    launches, calls = 7 + 6 * hidden, 16 + 15 * hidden
+    gpu_seconds = launches * _GPU_LAUNCH_SECONDS + flops / _GPU_FLOPS
     cpu_seconds = calls * _CPU_CALL_SECONDS + flops / _CPU_FLOPS
     shape = "-".join(map(str, work.sizes))
     estimate = (
