@@ -484,7 +484,10 @@ class Step:
         cp = self.cp
         labels = Y.dtype.name
         dtype = self._dtype(params, X, sw, 0.0)
-        served = labels in ("bool", dtype) and Y.flags.c_contiguous and index.dtype == np.int64
+        served = (
+            labels in ("bool", dtype) and Y.flags.c_contiguous and lrs.dtype == X.dtype
+            and index.dtype == np.int64 and index.flags.c_contiguous
+        )  # fmt: skip
         if dtype is None or not served:
             return self._batch_by_batch(params, slots, X, Y, sw, index, lrs)
         n_batches, size = index.shape
