@@ -338,3 +338,17 @@ class StandInCupy:
 
 
 STAND_IN = StandInCupy()
+
+
+def cupy_w1_run() -> Count:
+    """The 1000 passes between two of the article's logged losses on CuPy, through the
+    one-block kernel of :mod:`xpnet._tiny` (its twin runs on the stand-in): one launch for
+    the whole run, where the fused step launches a dozen a pass."""
+    from xpnet import _kernels, _tiny
+
+    _, X, Y, params = _stand_in(**W1)
+    launch = _kernels.Launcher(STAND_IN)
+    terms = dict(activation="tanh", output="softmax", l2=0.01)
+    return count_cupy_stand_in(
+        lambda: _tiny.passes(STAND_IN, launch, params, X, Y, 0.01, 1000, **terms)
+    )
