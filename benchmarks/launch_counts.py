@@ -226,25 +226,27 @@ def _stand_in(rows: int, sizes: tuple, dtype: str, seed: int = 0) -> tuple:
     return xp, X, Y, params
 
 
-def cupy_step(optimizer: Any, activation: str, output: str, l2: float, mean_gradients: bool):
+def cupy_step(
+    optimizer: Any, activation: str, output: str, l2: float, mean_gradients: bool, tiny=True
+):
     """CuPy's fused step on the stand-in module (:class:`StandInCupy`): its kernels run
-    their NumPy twins."""
+    their NumPy twins; ``tiny=False`` runs small networks' passes a step at a time."""
     import array_api_compat.numpy as xp
 
     from xpnet import _fused, _steps
 
     portable = _steps.portable_step(xp, optimizer, activation, output, l2, mean_gradients)
     return _fused.step(STAND_IN, optimizer, activation, output, l2, mean_gradients,
-                       portable=portable)  # fmt: skip
+                       portable=portable, tiny=tiny)  # fmt: skip
 
 
 def cupy_w1_pass() -> Count:
-    """One pass of the article's training on CuPy's fused step, as ``xpnet.fit`` runs the
-    passes between two logged losses: a call of 3 passes less a call of 1, halved."""
+    """One pass of the article's training on CuPy's fused step a step at a time (as for a
+    network too large for one kernel a run): a call of 3 passes less a call of 1, halved."""
     from xpnet import _optim
 
     _, X, Y, params = _stand_in(**W1)
-    step = cupy_step(_optim.SGD(0.01), "tanh", "softmax", 0.01, False)
+    step = cupy_step(_optim.SGD(0.01), "tanh", "softmax", 0.01, False, tiny=False)
     one = count_cupy_stand_in(lambda: step.passes(params, (), X, Y, None, 0.01, 1))
     three = count_cupy_stand_in(lambda: step.passes(params, (), X, Y, None, 0.01, 3))
     return _halved(three - one)
@@ -341,14 +343,11 @@ STAND_IN = StandInCupy()
 
 
 def cupy_w1_run() -> Count:
-    """The 1000 passes between two of the article's logged losses on CuPy, through the
-    one-block kernel of :mod:`xpnet._tiny` (its twin runs on the stand-in): one launch for
-    the whole run, where the fused step launches a dozen a pass."""
-    from xpnet import _kernels, _tiny
+    """The 1000 passes between two of the article's logged losses on CuPy's fused step,
+    which runs them in the one-block kernel of :mod:`xpnet._tiny` (its twin runs on the
+    stand-in): one launch for the whole run, where a step at a time launches 11 a pass."""
+    from xpnet import _optim
 
     _, X, Y, params = _stand_in(**W1)
-    launch = _kernels.Launcher(STAND_IN)
-    terms = dict(activation="tanh", output="softmax", l2=0.01)
-    return count_cupy_stand_in(
-        lambda: _tiny.passes(STAND_IN, launch, params, X, Y, 0.01, 1000, **terms)
-    )
+    step = cupy_step(_optim.SGD(0.01), "tanh", "softmax", 0.01, False)
+    return count_cupy_stand_in(lambda: step.passes(params, (), X, Y, None, 0.01, 1000))

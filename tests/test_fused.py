@@ -154,21 +154,35 @@ def test_an_epochs_batches_equal_the_portable_steps_one_by_one(dtype, weighted, 
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_the_articles_passes_equal_the_portable_steps(dtype):
+@pytest.mark.parametrize("tiny", [True, False])
+def test_the_articles_passes_equal_the_portable_steps(dtype, tiny):
     """The article's workload (200 rows, 2-3-2, plain gradient descent with L2): a run of
-    passes as one call equals the portable step taken pass by pass, to the bit."""
+    passes as one call equals the portable step taken pass by pass: to the bit a step at a
+    time; to rounding as one kernel (:mod:`xpnet._tiny`, sums over rows in a block's order)."""
     from sklearn.datasets import make_moons
 
     X, y = make_moons(200, noise=0.20, random_state=0)
     X, Y = X.astype(dtype), np.eye(2, dtype=dtype)[y]
     params = [(W.astype(dtype), b.astype(dtype)) for W, b in _init.init_normal((2, 3, 2), 0)]
-    fused = launch_counts.cupy_step(_optim.SGD(0.01), "tanh", "softmax", 0.01, False)
+    fused = launch_counts.cupy_step(_optim.SGD(0.01), "tanh", "softmax", 0.01, False, tiny)
     want = params
     for _ in range(50):
         want, _, _ = fused.portable(want, (), X, Y, None, 0.01)
+    count = launch_counts.count_cupy_stand_in(
+        lambda: fused.passes(*_counted((params, (), X, Y)), None, 0.01, 50)
+    )
+    # one kernel; or 11 a pass, with the parameters' copy-in and the rows' weight
+    assert count.launches == (1 if tiny else 50 * 11 + 2) and count.syncs == 0
     got, slots = fused.passes(*_counted((params, (), X, Y)), None, 0.01, 50)
-    _assert_same_params(got, want)
     assert slots == ()
+    if not tiny:
+        _assert_same_params(got, want)
+        return
+    for (gW, gb), (wW, wb) in zip(got, want, strict=True):
+        for g, w in ((gW, wW), (gb, wb)):
+            scale = np.abs(w).max()
+            rtol = {"float32": 1e-5, "float64": 1e-12}[dtype]
+            np.testing.assert_allclose(np.asarray(g), w, rtol=0, atol=rtol * scale)
 
 
 def test_a_training_run_on_the_fused_step_equals_one_on_the_portable_step():

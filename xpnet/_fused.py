@@ -31,14 +31,13 @@ another order, to rounding); on a device, the CUDA math library's ``tanh``,
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _kernels, _tree
+from . import _kernels, _tiny, _tree
 from ._kernels import Kernel, declare
 
 # -- the kernels ----------------------------------------------------------------------------
@@ -415,16 +414,18 @@ class _Run(NamedTuple):
 class Step:
     """CuPy's fused step of one configuration (see the module's docstring); a drop-in for
     the portable step, with ``passes`` and ``batches`` as :class:`xpnet._steps.Step`
-    declares them.  ``cp`` is the ``cupy`` module, or a stand-in of it.
+    declares them.  ``cp`` is the ``cupy`` module, or a stand-in of it; ``tiny`` is whether a
+    small network's run of passes is one kernel (:mod:`xpnet._tiny`).
 
     Calls it cannot serve (parameters, rows or labels of other dtypes, non-contiguous rows,
     per-model step sizes, stacks of models) go to the portable step.
     """
 
-    def __init__(self, cp, optimizer, activation, output, l2, mean_gradients, portable):
-        self.cp, self.launch = cp, _kernels.Launcher(cp)
+    def __init__(self, cp, optimizer, activation, output, l2, mean_gradients, portable, tiny=True):
+        self.cp, self.launch, self.tiny = cp, _kernels.Launcher(cp), tiny
         self.optimizer, self.l2, self.mean_gradients = optimizer, float(l2), mean_gradients
         self.rule = optimizer.rule()[0]
+        self.names = (activation, output)
         self.activation, self.output = ACTIVATIONS[activation], OUTPUTS[output]
         self.portable = portable
         self._l2_of: dict[tuple, Any] = {}
@@ -455,7 +456,7 @@ class Step:
         dtype = self._dtype(params, X, sw, lr, Y)
         if dtype is None:
             return self.portable(params, slots, X, Y, sw, lr)
-        with _on(X):
+        with _kernels.on_device_of(X):
             run = self._run(params, slots, X)
             weight = self._weight(X, sw, dtype)
             loss = self.cp.empty((), X.dtype) if self.mean_gradients else None
@@ -464,13 +465,23 @@ class Step:
         return run.params, self._slots(run), loss
 
     def passes(self, params, slots, X, Y, sw, lr, m):
-        """``m`` steps, each updating the call's flat vectors in place."""
+        """``m`` steps as one call: for a small network under the article's rule, one kernel
+        (:mod:`xpnet._tiny`); else each step updating the call's flat vectors in place."""
+        plain = self.optimizer.rule() == ("sgd", 0.0, False) and not self.mean_gradients
+        if plain and sw is None and self.tiny:
+            activation, output = self.names
+            ran = _tiny.passes(
+                self.cp, self.launch, params, X, Y, lr, m,
+                activation=activation, output=output, l2=self.l2,
+            )  # fmt: skip
+            if ran is not None:
+                return ran, slots
         dtype = self._dtype(params, X, sw, lr, Y)
         if dtype is None or self.mean_gradients:  # one by one (their losses are computed)
             for _ in range(m):
                 params, slots, _ = self(params, slots, X, Y, sw, lr)
             return params, slots
-        with _on(X):
+        with _kernels.on_device_of(X):
             run = self._run(params, slots, X)
             weight = self._weight(X, sw, dtype)
             for _ in range(m):
@@ -491,7 +502,7 @@ class Step:
         if dtype is None or not served:
             return self._batch_by_batch(params, slots, X, Y, sw, index, lrs)
         n_batches, size = index.shape
-        with _on(X):
+        with _kernels.on_device_of(X):
             run = self._run(params, slots, X)
             widths = tuple(W.shape[1] for W, _ in params)
             batch = _BATCH.get(cp, size, X.shape[1], widths, X.dtype)
@@ -623,17 +634,14 @@ class Step:
         self.launch(_SGD, size, (*head, velocity, opt.momentum, momentum, nesterov, size), dtype)
 
 
-def _on(X: Any) -> Any:
-    """The device of ``X`` as the current one (CuPy launches on the current device)."""
-    device = getattr(X, "device", None)
-    return device if hasattr(device, "__enter__") else contextlib.nullcontext()
-
-
-def step(cp, optimizer, activation, output, l2, mean_gradients, *, portable) -> Step | None:
+def step(
+    cp, optimizer, activation, output, l2, mean_gradients, *, portable, tiny=True
+) -> Step | None:
     """The fused step of one configuration on ``cp`` (CuPy or a stand-in), or None where
-    only the portable one applies."""
+    only the portable one applies.  ``tiny=False`` leaves small networks' runs of passes to
+    the fused step, a few launches a pass, rather than one kernel a run (for comparisons)."""
     if activation not in ACTIVATIONS or output not in OUTPUTS:
         return None
     if optimizer.rule()[0] not in ("adam", "sgd"):
         return None
-    return Step(cp, optimizer, activation, output, l2, mean_gradients, portable)
+    return Step(cp, optimizer, activation, output, l2, mean_gradients, portable, tiny)

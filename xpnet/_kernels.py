@@ -22,6 +22,7 @@ view's own pointer), floats as ``T`` and integers as ``long long``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -115,6 +116,13 @@ class Launcher:
         grid = (max(1, -(-threads // block)),)
         args = tuple(_argument(a, dtype) for a in args)
         compiled(grid, (block,), args, shared_mem=shared_mem)
+
+
+def on_device_of(X: Any) -> Any:
+    """The device of ``X`` as the current one (CuPy launches on the current device); a
+    stand-in's arrays have none."""
+    device = getattr(X, "device", None)
+    return device if hasattr(device, "__enter__") else contextlib.nullcontext()
 
 
 def _argument(a: Any, dtype: str) -> Any:

@@ -297,8 +297,9 @@ class Work(NamedTuple):
 # and products ran at tens of TFLOP/s.  CuPy's fused step (xpnet/_fused.py, not yet timed
 # on a GPU) launches 7 kernels a batch plus 6 per hidden layer, its gather included.  On the
 # CPU, NumPy's fast step makes about 16 calls plus 15 per hidden layer, a call on small
-# arrays costs about a microsecond, and products run at tens of GFLOP/s on two cores.  Each is an order of magnitude, not a
-# promise: the choice only has to be right when one side is clearly cheaper.
+# arrays costs about a microsecond, and products run at tens of GFLOP/s on two cores.  Each
+# is an order of magnitude, not a promise: the choice only has to be right when one side is
+# clearly cheaper.
 _GPU_LAUNCH_SECONDS = 19e-6
 _GPU_FLOPS = 20e12
 _CPU_CALL_SECONDS = 1.5e-6

@@ -30,7 +30,6 @@ rounding (its products sum in BLAS's order).
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import numpy as np
@@ -346,7 +345,7 @@ def passes(
     if threads is None:
         return None
     layout = _tree.Flat(shapes)
-    with _on(X):
+    with _kernels.on_device_of(X):
         out = cp.empty((layout.size,), dtype)
         given = [a for pair in params for a in pair]
         given += [out] * (2 * MAX_LAYERS - len(given))  # pointers the kernel never reads
@@ -356,9 +355,3 @@ def passes(
         shared = shared_bytes(n, widths, threads, dtype.itemsize)
         launch(_PASSES, threads, args, dtype.name, block=threads, shared_mem=shared)
     return layout.unpack(out, lambda a, shape: a.reshape(shape))
-
-
-def _on(X: Any) -> Any:
-    """The device of ``X`` as the current one (CuPy launches on the current device)."""
-    device = getattr(X, "device", None)
-    return device if hasattr(device, "__enter__") else contextlib.nullcontext()
