@@ -20,6 +20,10 @@ Sections (all by default; pick some with --only):
 
   launches  launches and host syncs per W1 pass and per W2 batch on the GPU paths,
           counted on the CPU (torch's, under a TorchDispatchMode)
+  paths   the GPU paths checked and side by side: every fused CuPy kernel against its
+          NumPy twin, launches measured by torch.profiler and host against device time by
+          cupyx.profiler, W1 and W2 on the fused, torch's fast and the portable steps (without
+          a device: the kernels through a stand-in, the paths on the CPU, marked so)
 
 Run from the repository root.  Tables go to stdout, progress to stderr.
 """
@@ -36,7 +40,7 @@ import time
 import warnings
 from pathlib import Path
 
-SECTIONS = ("w1", "w2", "memory", "sweep", "import", "gpu", "dask", "launches")
+SECTIONS = ("w1", "w2", "memory", "sweep", "import", "gpu", "dask", "launches", "paths")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     import xpnet
 
     warnings.simplefilter("ignore", xpnet.BackendFallbackWarning)
-    from . import dask_rows, gpu, imports, launches, sweep, w1, w2
+    from . import dask_rows, gpu, gpu_paths, imports, launches, sweep, w1, w2
     from ._report import Contention
 
     started = time.perf_counter()
@@ -185,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         show(dask_rows.run(args.dask_rows))
     if "launches" in args.sections:
         show(launches.run())
+    if "paths" in args.sections:
+        for table in gpu_paths.run(min(args.w1_epochs, 2000), args.gpu_rows, args.rounds):
+            show(table)
     elapsed = time.perf_counter() - started
     print(f"\n(total {elapsed:.0f} s)")
 
