@@ -599,18 +599,18 @@ def _on_path(side: Side, fn: Callable[[], Any], used: dict[str, str]) -> Callabl
 def w1_table(found: dict[str, Any], epochs: int, rounds: int) -> Table:
     """W1 (the article, ``xpnet.fit``) on each path, against xpnet on NumPy."""
     sides, mode = _sides(found)
+    sides = [side for side in sides if side.label != "NumPy fast"]  # that is the reference
     X, y = w1.moons()
     table = Table(
         "paths_w1",
         f"W1 by path: the article, {epochs} passes, float64, best of {rounds} ({mode})",
         ["row", "path run", "best", "median", "us/pass", "x xpnet numpy", "loss"],
     )
-    fns: dict[str, Callable[[], Any]] = {"xpnet numpy (reference)": w1.xpnet_fit(
-        X, y, epochs, "numpy", None)}  # fmt: skip
     used: dict[str, str] = {}
-    for side in sides:
-        fns[side.label] = _on_path(side, w1.xpnet_fit(X, y, epochs, side.backend, side.device),
-                                   used)  # fmt: skip
+    fns: dict[str, Callable[[], Any]] = {}
+    for side in [Side("xpnet numpy (reference)", "numpy", None, True), *sides]:
+        fit = w1.xpnet_fit(X, y, epochs, side.backend, side.device)
+        fns[side.label] = _on_path(side, fit, used)
     results: dict[str, Any] = {}
 
     def keep(name: str, fn: Callable[[], Any]) -> Callable[[], None]:
@@ -626,7 +626,7 @@ def w1_table(found: dict[str, Any], epochs: int, rounds: int) -> Table:
     reference = best(times["xpnet numpy (reference)"])
     for name, ts in times.items():
         t = best(ts)
-        table.add([name, used.get(name, "fast"), fmt_s(t), fmt_s(median(ts)),
+        table.add([name, used[name], fmt_s(t), fmt_s(median(ts)),
                    f"{t / epochs * 1e6:.1f}", fmt_x(t / reference),
                    w1.final_loss(X, y, results[name])],
                   seconds=ts, x_numpy=t / reference, path=used.get(name))  # fmt: skip
@@ -713,7 +713,10 @@ def w2_table(found: dict[str, Any], rows: int, rounds: int) -> Table:
         "x matmul only: the epoch over its own matrix products alone (w2.matmul_epoch), "
         "timed in the same run; the issue's target for W2 is 0.6 of the cuBLAS peak (gpu table)"
     )
-    table.note("torch's fast step replays a captured CUDA graph where it could capture one")
+    table.note(
+        "torch-CUDA fast: whatever torch's fast step does in this checkout (a CUDA-graph path "
+        "for its batches is being added); this table does not say whether it captured one"
+    )
     return table
 
 
