@@ -508,7 +508,8 @@ class Step:
             batch = _BATCH.get(cp, size, X.shape[1], widths, X.dtype)
             Xb, Yb = batch["X"], batch["Y"]
             swb = None if sw is None else batch["sw"]
-            weight = self._weight(Xb, swb, dtype)
+            # the rows' weight: the batch size, or each batch's sum of weights (below)
+            weight = self._weight(Xb, None, dtype) if swb is None else cp.empty((1,), X.dtype)
             loss, total = cp.empty((), X.dtype), cp.zeros((1,), X.dtype)
             d, c = X.shape[1], Y.shape[1]
             for k in range(n_batches):
