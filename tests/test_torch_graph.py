@@ -67,7 +67,16 @@ def _step(optimizer, activation="tanh", output="softmax", l2=0.01):
 @pytest.mark.parametrize("activation", ["tanh", "relu", "logistic", "identity"])
 @pytest.mark.parametrize("output", ["softmax", "logistic", "identity"])
 def test_batches_equal_the_portable_step_batch_by_batch(dtype, optimizer, activation, output):
-    opt = OPTIMIZERS[optimizer]
+    _assert_batches_equal_portable(OPTIMIZERS[optimizer], activation, output, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_adam_without_torchs_fused_kernel_is_the_same_update(monkeypatch, dtype):
+    monkeypatch.delattr(torch, "_fused_adam_")  # as a torch without it would step
+    _assert_batches_equal_portable(OPTIMIZERS["adam"], "tanh", "softmax", dtype)
+
+
+def _assert_batches_equal_portable(opt, activation, output, dtype):
     step = _step(opt, activation, output)
     X, Y, params, index, lrs = _problem(dtype, output, booleans=output == "softmax")
     slots = opt.init(torch, params).slots
@@ -133,9 +142,12 @@ def _recorded(work):
     return seen
 
 
-def test_a_batch_step_can_be_captured_as_a_cuda_graph():
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_batch_step_can_be_captured_as_a_cuda_graph(monkeypatch, fused):
     # W2's configuration at a small size: two consecutive batch steps must be the same
     # operations on the same memory with the same scalars; only the gather differs.
+    if not fused:
+        monkeypatch.delattr(torch, "_fused_adam_")
     opt = _optim.Adam(0.001)
     step = _step(opt, l2=1e-4)
     X, Y, params, index, lrs = _problem("float32", batches=3, booleans=True)
