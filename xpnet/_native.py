@@ -34,6 +34,15 @@ concurrent fits do not share them.
 The step is written once against a small table of in-place kernels per
 library (:class:`Kernels`); only :mod:`xpnet._backends` hands it out, and the
 portable step stays the reference.
+
+On torch, an epoch's full batches are also one call (:meth:`TorchStep.batches`):
+the parameters and slots are copied once into flat vectors that persist through
+it, each batch is gathered into fixed buffers, and one batch step, written with
+torch's fused operations (``addmm`` with the L2 term, ``tanh_backward``, the
+fused Adam), updates them in place.  It reads only those buffers and fixed 0-d
+tensors (the step size), so on CUDA it is captured once as a CUDA graph and
+replayed; on a CPU it runs as it is.  Its numbers are the portable step's to
+rounding.
 """
 
 from __future__ import annotations
