@@ -671,7 +671,8 @@ class _Epoch:
         def ones_column(width: int) -> Any:
             # Row-major, the activations a strided view: BLAS writes [a, 1] @ [W; b] into it
             # and a gather copies whole rows, where column-major made both slower on CPUs.
-            block = empty(n, width + 1)
+            # Rows padded to a multiple of 16 entries start on a cache line (as BLAS likes).
+            block = empty(n, -(-(width + 1) // 16) * 16)[:, : width + 1]
             block[:, width] = 1.0
             return block
 
