@@ -101,16 +101,18 @@ def test_batches_never_write_their_inputs_and_hand_back_arrays_of_their_own():
     step = _step(opt)
     X, Y, params, index, lrs = _problem("float64", booleans=True)
     slots = opt.init(torch, params).slots
+    inputs = [_flat(params), *(_flat(m) for m in slots), X.clone(), Y.clone()]
     first = step.batches(params, slots, X, Y, None, index, lrs)
-    kept = [_flat(first[0]), *(_flat(m) for m in first[1]), float(first[2])]
-    inputs = [_flat(params), X.clone(), Y.clone()]
+    kept = [_flat(first[0]), *(_flat(m) for m in first[1])]
+    kept_total = float(first[2])
     second = step.batches(*first[:2], X, Y, None, index, lrs)  # the same buffers again
     third = step.batches(params, slots, X, Y, None, index, lrs)
-    np.testing.assert_array_equal(_flat(params), inputs[0])
-    assert torch.equal(X, inputs[1]) and torch.equal(Y, inputs[2])
-    for was, now in zip(kept, [_flat(first[0]), *(_flat(m) for m in first[1])], strict=False):
+    for was, now in zip(inputs[:3], [_flat(params), *(_flat(m) for m in slots)], strict=True):
+        np.testing.assert_array_equal(now, was)
+    assert torch.equal(X, inputs[3]) and torch.equal(Y, inputs[4])
+    for was, now in zip(kept, [_flat(first[0]), *(_flat(m) for m in first[1])], strict=True):
         np.testing.assert_array_equal(was, now)
-    assert float(first[2]) == kept[-1]
+    assert float(first[2]) == kept_total
     np.testing.assert_array_equal(_flat(third[0]), kept[0])  # the same start, the same end
     assert not np.array_equal(_flat(second[0]), kept[0])
 

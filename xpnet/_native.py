@@ -729,7 +729,9 @@ class _Epoch:
 class TorchStep(Step):
     """The torch step, with an epoch's full batches as one call (:meth:`batches`)."""
 
-    def batches(self, params, slots, X, Y, sw, index, lrs):
+    def batches(
+        self, params: list, slots: tuple, X: Any, Y: Any, sw: Any, index: Any, lrs: Any
+    ) -> tuple[list, tuple, Any]:
         """The batches ``index`` (one row each) of ``X``, ``Y``, stepped with ``lrs``, as
         :class:`xpnet._steps.Step` declares; ``(params, slots, summed loss x sizes)``.
 
@@ -738,7 +740,7 @@ class TorchStep(Step):
         """
         import torch
 
-        layout = self._layout(params, X, X, 0.0)
+        layout = self._layout(params, X, X, 0.0)  # the labels apart: they may be booleans
         labels = self.k.owns(Y) and Y.device == X.device and Y.dtype in (X.dtype, torch.bool)
         if layout is None or not labels or sw is not None or index.device != X.device:
             return self._one_by_one(params, slots, X, Y, sw, index, lrs)
@@ -766,7 +768,9 @@ class TorchStep(Step):
             mine[key] = _Epoch(layout, n, X, Y, n_slots, self.l2)
         return mine[key]
 
-    def _one_by_one(self, params, slots, X, Y, sw, index, lrs):
+    def _one_by_one(
+        self, params: list, slots: tuple, X: Any, Y: Any, sw: Any, index: Any, lrs: Any
+    ) -> tuple[list, tuple, Any]:
         """The batches through :meth:`__call__`, one at a time, as an epoch steps them
         (sample weights, or calls the fast step leaves to the portable one)."""
         total = None
