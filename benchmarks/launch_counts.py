@@ -110,15 +110,39 @@ def torch_w1_pass() -> Count:
 
 
 def torch_w2_batch() -> Count:
-    """One mini-batch of W2's Adam epoch, as ``MLPClassifier`` runs it on torch."""
+    """One mini-batch of W2's Adam epoch, as ``MLPClassifier`` runs it on torch: inside
+    the epoch's one call of the step's ``batches``, the difference between a call of 3
+    batches and a call of 1, halved (the call's copies in and out cancel).
+
+    ``launches`` counts the step itself; the batch's gather (its rows of X and of the
+    one-hot labels, kept as booleans, into fixed buffers, their cast, and its step sizes
+    into fixed 0-d tensors) is in ``operations`` under the key ``"gather"``, apart.
+    """
+    import torch
+
     from xpnet import _optim, _steps
 
-    target, X, Y, params = _problem(**W2)
+    target, X, _, params = _problem(**W2)
+    rows = X.shape[0]
+    Y = torch.eye(W2["sizes"][-1], dtype=torch.bool)[torch.arange(rows) % W2["sizes"][-1]]
     optimizer = _optim.Adam(0.001)
     step = _steps.step_for(target, optimizer, "tanh", "softmax", 1e-4, True)
     slots = optimizer.init(target.xp, params).slots
-    params, slots, _ = step(params, slots, X, Y, None, 0.001)  # buffers made, layouts kept
-    return count_torch(lambda: step(params, slots, X, Y, None, 0.001))
+
+    def call(batches: int) -> Count:
+        index = torch.arange(rows).repeat(batches).reshape(batches, rows)
+        lrs = torch.full((batches,), 0.001, dtype=X.dtype)
+        return count_torch(lambda: step.batches(params, slots, X, Y, None, index, lrs))
+
+    call(1)  # buffers made
+    per_batch = call(3) - call(1)
+    operations = Counter({k: v // 2 for k, v in per_batch.operations.items()})
+    # the gather: two index_select, the labels' cast and the step sizes' copy_; any other
+    # copy stays in the step's count
+    gather = Counter(index_select=2, copy_=2) & operations
+    operations -= gather
+    launches = per_batch.launches // 2 - gather.total()
+    return Count(launches, per_batch.syncs // 2, operations + Counter(gather=gather.total()))
 
 
 # -- CuPy's portable path, on NumPy arrays that count what CuPy would launch --------------------

@@ -23,7 +23,10 @@ def run() -> Table:
 
         paths += [
             ("torch-CUDA W1, a pass (fast step, passes as one call)", launch_counts.torch_w1_pass),
-            ("torch-CUDA W2, a mini-batch (fast step, Adam)", launch_counts.torch_w2_batch),
+            (
+                "torch-CUDA W2, a mini-batch (an epoch in one call, Adam; the gather apart)",
+                launch_counts.torch_w2_batch,
+            ),
         ]
     except ImportError:
         table.note("torch is not installed: its paths are not counted")

@@ -34,6 +34,15 @@ concurrent fits do not share them.
 The step is written once against a small table of in-place kernels per
 library (:class:`Kernels`); only :mod:`xpnet._backends` hands it out, and the
 portable step stays the reference.
+
+On torch, an epoch's full batches are also one call (:meth:`TorchStep.batches`):
+the parameters and slots are copied once into flat vectors that persist through
+it, each batch is gathered into fixed buffers, and one batch step, written with
+torch's fused operations (``addmm`` with the L2 term, ``tanh_backward``, the
+fused Adam), updates them in place.  It reads only those buffers and fixed 0-d
+tensors (the step size), so on CUDA it is captured once as a CUDA graph and
+replayed; on a CPU it runs as it is.  Its numbers are the portable step's to
+rounding.
 """
 
 from __future__ import annotations
@@ -396,7 +405,10 @@ class _Flat(_tree.Flat):
 
     def flatten(self, pairs: Any) -> Any:
         """A new flat vector holding ``pairs``."""
-        flat = self.k.empty((self.size,), self.like)
+        return self.fill(self.k.empty((self.size,), self.like), pairs)
+
+    def fill(self, flat: Any, pairs: Any) -> Any:
+        """``flat``, ``pairs`` copied into it."""
         for pair, where in zip(pairs, self.slices, strict=True):
             for array, (begin, end, _) in zip(pair, where, strict=True):
                 flat[begin:end] = array.reshape(-1)
@@ -482,6 +494,7 @@ class Step:
         """Free this thread's buffers (at the end of a run: they are a few batches' worth)."""
         _BUFFERS.by_shape.clear()
         _FLAT.__dict__.pop("by_layout", None)
+        _EPOCHS.__dict__.pop("by_key", None)
 
     def _views(self, layout: _Flat, theta: Any, grad: Any, X: Any) -> _Views:
         """The parameters and gradients as matrices, and the batch's buffers, with ``X`` in."""
@@ -631,6 +644,246 @@ def _recording(k: Kernels, program: list) -> Kernels:
     return k._replace(**operations)
 
 
+# -- torch: an epoch's batches on persistent buffers, a step a CUDA graph can capture -------
+_EPOCHS = threading.local()
+
+
+class _Epoch:
+    """The buffers one batch step of a torch epoch reads and writes, and nothing else.
+
+    The parameters, gradient and optimizer slots are flat vectors (``[W; b]`` views
+    of them per layer); each layer's input carries a column of ones, so that
+    ``[a, 1] @ [W; b]`` is the layer with its bias and ``[a, 1].T @ delta`` both its
+    gradients; the batch's rows, targets and step size are copied into fixed
+    buffers (``x``, ``Y``, ``rates``) before each step.  So every step reads the
+    same memory with the same scalar arguments, and on CUDA one step captured as a
+    graph (:attr:`graph`) replays as the next.  For the graph's sake the buffers
+    outlive a call: a call copies the caller's parameters and slots in, and hands
+    back copies (per thread, freed by :meth:`Step.release`).
+    """
+
+    def __init__(self, layout: _Flat, n: int, X: Any, Y: Any, n_slots: int, l2: float) -> None:
+        import torch
+
+        def empty(*shape: int, dtype: Any = X.dtype) -> Any:
+            return torch.empty(shape, dtype=dtype, device=X.device)
+
+        def ones_column(width: int) -> Any:
+            # Row-major, the activations a strided view: BLAS writes [a, 1] @ [W; b] into it
+            # and a gather copies whole rows, where column-major made both slower on CPUs.
+            # Rows padded to a multiple of 16 entries start on a cache line (as BLAS likes).
+            block = empty(n, -(-(width + 1) // 16) * 16)[:, : width + 1]
+            block[:, width] = 1.0
+            return block
+
+        self.n, self.layout = n, layout
+        widths = [shape[1] for (_, _, shape), _ in layout.slices]
+        hidden, n_out = widths[:-1], widths[-1]
+        self.theta, self.grad, self.scratch = (empty(layout.size) for _ in range(3))
+        self.slots = [empty(layout.size) for _ in range(n_slots)]
+        self.wide, self.grad_wide = layout.wide(self.theta), layout.wide(self.grad)
+        self.weights = [W for W, _ in layout.pairs(self.theta)]
+        # l2 / n on the weights, 0 on the biases: grad = (l2 / n) theta, then += a.T delta / n
+        self.l2_over_n = layout.l2_of / n if l2 else None
+        self.inputs = [ones_column(w) for w in (X.shape[1], *hidden)]
+        self.x = self.inputs[0][:, :-1]
+        self.hidden = [a[:, :-1] for a in self.inputs[1:]]
+        self.delta = [empty(n, w) for w in hidden]
+        self.act_scratch = [empty(n, w) for w in hidden]
+        self.z, self.p, self.q, self.q2 = (empty(n, n_out) for _ in range(4))
+        self.column = empty(n, 1)
+        self.Y = empty(n, n_out)
+        self.Y_raw = None if Y.dtype == X.dtype else empty(n, n_out, dtype=Y.dtype)
+        self.rates = empty(2)  # this batch's step size, and Adam's eps over it
+        self.lr, self.eps_over_lr = self.rates[0], self.rates[1]
+        # Adam's step count for torch's fused Adam: one where its bias corrections are 1
+        self.uncorrected = torch.full((), 2.0**60, dtype=torch.float32, device=X.device)
+        self.total = empty(1)  # the epoch's summed loss times batch sizes
+        self.graph: Any = None
+
+    def load(self, params: list, slots: tuple) -> None:
+        """Copy the caller's parameters and slots in (the one copy of a call)."""
+        self.layout.fill(self.theta, params)
+        for flat, moment in zip(self.slots, slots, strict=True):
+            self.layout.fill(flat, moment)
+        self.total.zero_()
+
+    def gather(self, X: Any, Y: Any, rows: Any, rates: Any) -> None:
+        """The batch ``rows`` of ``X`` and ``Y``, and its ``rates``, into the fixed buffers."""
+        import torch
+
+        torch.index_select(X, 0, rows, out=self.x)
+        if self.Y_raw is None:
+            torch.index_select(Y, 0, rows, out=self.Y)
+        else:  # one-hot labels kept as booleans: cast a batch at a time
+            self.Y.copy_(torch.index_select(Y, 0, rows, out=self.Y_raw))
+        self.rates.copy_(rates)
+
+    def result(self) -> tuple[list, tuple, Any]:
+        """Copies of the parameters, the slots and the total, for the caller to keep."""
+        layout = self.layout
+        slots = tuple(layout.pairs(flat.clone()) for flat in self.slots)
+        return layout.pairs(self.theta.clone()), slots, self.total.clone().reshape(())
+
+
+class TorchStep(Step):
+    """The torch step, with an epoch's full batches as one call (:meth:`batches`)."""
+
+    def batches(
+        self, params: list, slots: tuple, X: Any, Y: Any, sw: Any, index: Any, lrs: Any
+    ) -> tuple[list, tuple, Any]:
+        """The batches ``index`` (one row each) of ``X``, ``Y``, stepped with ``lrs``, as
+        :class:`xpnet._steps.Step` declares; ``(params, slots, summed loss x sizes)``.
+
+        Each batch is gathered into the fixed buffers of an :class:`_Epoch`, then
+        stepped in place there (:meth:`_batch`); on CUDA that step is a graph's replay.
+        """
+        import torch
+
+        layout = self._layout(params, X, X, 0.0)  # the labels apart: they may be booleans
+        labels = self.k.owns(Y) and Y.device == X.device and Y.dtype in (X.dtype, torch.bool)
+        if layout is None or not labels or sw is not None or index.device != X.device:
+            return self._one_by_one(params, slots, X, Y, sw, index, lrs)
+        e = self._epoch(layout, index.shape[1], X, Y, len(slots))
+        e.load(params, slots)
+        eps = getattr(self.optimizer, "epsilon", 0.0)  # Adam's; unused by SGD
+        rates = torch.stack((lrs, eps / lrs), 1)  # each batch's lr and eps / lr
+        for rows, rate in zip(index, rates, strict=True):
+            e.gather(X, Y, rows, rate)
+            if X.device.type != "cuda":
+                self._batch(e)
+            elif e.graph is not None:
+                e.graph.replay()
+            else:
+                e.graph = _captured(lambda: self._batch(e))
+        return e.result()
+
+    def _epoch(self, layout: _Flat, n: int, X: Any, Y: Any, n_slots: int) -> _Epoch:
+        """This thread's buffers for these batches, made on first use."""
+        mine = _EPOCHS.__dict__.setdefault("by_key", {})
+        key = (self, layout, n, X.shape[1], Y.dtype, *self.k.key(X))
+        if key not in mine:
+            if len(mine) > 4:
+                mine.clear()
+            mine[key] = _Epoch(layout, n, X, Y, n_slots, self.l2)
+        return mine[key]
+
+    def _one_by_one(
+        self, params: list, slots: tuple, X: Any, Y: Any, sw: Any, index: Any, lrs: Any
+    ) -> tuple[list, tuple, Any]:
+        """The batches through :meth:`__call__`, one at a time, as an epoch steps them
+        (sample weights, or calls the fast step leaves to the portable one)."""
+        total = None
+        for rows, lr in zip(index, lrs.tolist(), strict=True):
+            Xb, Yb = X.index_select(0, rows), Y.index_select(0, rows)
+            swb = None if sw is None else sw.index_select(0, rows)
+            Yb = Yb if Yb.dtype == Xb.dtype else Yb.to(Xb.dtype)
+            params, slots, loss = self(params, slots, Xb, Yb, swb, lr)
+            size = rows.shape[0]
+            total = loss * size if total is None else total + loss * size
+        return params, slots, total
+
+    def _batch(self, e: _Epoch) -> None:
+        """One step on the batch in ``e``: the loss added to ``e.total``, the parameters and
+        slots updated in place.  Every operation writes into ``e``'s buffers, so that a CUDA
+        graph can capture it: W2's configuration (tanh, softmax, Adam) is 20 launches."""
+        import torch
+
+        k, n = self.k, e.n
+        for i, wide in enumerate(e.wide[:-1]):  # [a, 1] @ [W; b], then the activation
+            a = torch.mm(e.inputs[i], wide, out=e.hidden[i])
+            if self.act is _tanh:
+                a.tanh_()
+            elif self.act is not None:
+                self.act(k, a, e.act_scratch[i])
+        z = torch.mm(e.inputs[-1], e.wide[-1], out=e.z)
+        if self.output is _softmax:  # the loss -sum(Y log clip(p)) as one dot product
+            p = torch.ops.aten._softmax.out(z, -1, False, out=e.p)
+            eps = k.eps(p.dtype)
+            torch.clamp(p, eps, 1.0 - eps, out=e.q).log_()
+            torch.addmv(e.total, e.q.view(1, -1), e.Y.view(-1), alpha=-1.0, out=e.total)
+        else:
+            if self.output is not None:
+                self.output(k, z, e.column, e.q)
+            p = z
+            e.total.add_(k.total(self.losses(k, p, e.Y, [e.q, e.q2])))
+        if self.l2:  # the L2 term's gradient over n, and the penalty l2/2 |W|^2 = n/2 theta.grad
+            torch.mul(e.l2_over_n, e.theta, out=e.grad)
+            torch.addmv(e.total, e.theta.view(1, -1), e.grad, alpha=0.5 * n, out=e.total)
+        delta = torch.sub(p, e.Y, out=e.z)  # dLoss/dz, by the canonical output/loss pairs
+        for i in range(len(e.wide) - 1, -1, -1):
+            # [dW + l2 W; db] / n: the product added to the L2 term in place
+            beta = 1.0 if self.l2 else 0.0
+            g = e.grad_wide[i]
+            torch.addmm(g, e.inputs[i].T, delta, beta=beta, alpha=1.0 / n, out=g)
+            if i > 0:
+                delta = torch.mm(delta, e.weights[i].T, out=e.delta[i - 1])
+                a = e.hidden[i - 1]
+                if self.slope is _tanh_slope:  # delta (1 - a^2), in one kernel
+                    torch.ops.aten.tanh_backward.grad_input(delta, a, grad_input=delta)
+                elif self.slope is not None:
+                    self.slope(k, delta, a, e.act_scratch[i - 1])
+        _IN_PLACE[self.rule](self.optimizer, e)
+
+
+def _adam_in_place(opt: Any, e: _Epoch) -> None:
+    """Adam's update on ``e``'s flat vectors: ``m <- b1 m + (1 - b1) g``, ``v <- b2 v +
+    (1 - b2) g^2``, ``theta <- theta - lr m / (sqrt(v) + eps)`` (the bias correction is
+    in ``lr``), as one kernel where torch has its fused Adam, else six."""
+    import torch
+
+    m, v = e.slots
+    if hasattr(torch, "_fused_adam_"):  # on CPUs too since torch 2.4
+        # torch's fused Adam divides by its own bias corrections 1 - beta^t: at a step count
+        # t no run reaches they are 1 exactly, and the update is the one above
+        torch._fused_adam_(
+            [e.theta], [e.grad], [m], [v], [], [e.uncorrected], lr=e.lr, beta1=opt.beta_1,
+            beta2=opt.beta_2, weight_decay=0.0, eps=opt.epsilon, amsgrad=False, maximize=False,
+        )  # fmt: skip
+        return
+    m.lerp_(e.grad, 1 - opt.beta_1)
+    v.mul_(opt.beta_2).addcmul_(e.grad, e.grad, value=1 - opt.beta_2)
+    torch.sqrt(v, out=e.scratch)
+    torch.addcdiv(e.eps_over_lr, e.scratch, e.lr, out=e.scratch)  # (sqrt(v) + eps) / lr
+    e.theta.addcdiv_(m, e.scratch, value=-1.0)
+
+
+def _sgd_in_place(opt: Any, e: _Epoch) -> None:
+    """SGD's update on ``e``'s flat vectors, with (Nesterov) momentum where it has slots."""
+    if not e.slots:
+        e.theta.addcmul_(e.grad, e.lr, value=-1.0)  # p - lr g
+        return
+    (velocity,) = e.slots
+    velocity.mul_(opt.momentum).addcmul_(e.grad, e.lr, value=-1.0)  # mu v - lr g
+    if opt.nesterov:
+        e.theta.add_(velocity, alpha=opt.momentum).addcmul_(e.grad, e.lr, value=-1.0)
+    else:
+        e.theta.add_(velocity)
+
+
+#: Each optimizer's update on an :class:`_Epoch`, by its rule's name.
+_IN_PLACE: dict[str, Callable] = {"sgd": _sgd_in_place, "adam": _adam_in_place}
+
+
+def _captured(step: Callable[[], None]) -> Any:
+    """``step`` run once, then captured as a CUDA graph to replay in its place.
+
+    The run is the warm-up torch asks for before a capture, on a side stream (it
+    sets up cuBLAS's workspace); a capture records the kernels without running them.
+    """
+    import torch
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph
+
+
 _KERNELS: dict[str, Callable[[], Kernels]] = {"numpy": _numpy_kernels, "torch": _torch_kernels}
 _MADE: dict[str, Kernels] = {}
 
@@ -654,4 +907,6 @@ def step(
         return None
     if library not in _MADE:
         _MADE[library] = _KERNELS[library]()
-    return Step(_MADE[library], xp, optimizer, activation, output, l2, mean_gradients, portable)
+    # an epoch's batches in one call (on torch), only where each batch reports its loss
+    kind = TorchStep if library == "torch" and mean_gradients else Step
+    return kind(_MADE[library], xp, optimizer, activation, output, l2, mean_gradients, portable)

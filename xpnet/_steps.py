@@ -161,7 +161,8 @@ def _native_step(library: str) -> Callable[..., Step | None]:
         fast = _native.step(library, target.xp, *config, portable=portable)
         if fast is None:
             return None
-        return Step(fast, passes=fast.passes, release=fast.release, fast=True)
+        batches = getattr(fast, "batches", None)  # torch's, with losses; never NumPy's
+        return Step(fast, passes=fast.passes, release=fast.release, fast=True, batches=batches)
 
     return make
 

@@ -372,7 +372,8 @@ def _epoch(
 
 def _epoch_in_one_call(state: TrainState, problem: Problem) -> tuple[TrainState, float]:
     """One epoch as :func:`_epoch` takes it, the full batches in one call of the step's
-    ``batches`` (a compiled scan), the short last batch apart; the loss read once."""
+    ``batches`` (a compiled scan on JAX, buffers that persist through it on torch), the
+    short last batch apart; the loss read once."""
     data, optimizer, step = problem.data, problem.optimizer, problem.step
     shuffle, order = data.order(state.shuffle)
     if shuffle is not None:
