@@ -370,7 +370,7 @@ def _sgd(theta, gradient, velocity, mu, momentum, nesterov) -> None:
 # -- the step --------------------------------------------------------------------------------
 class _Batch(threading.local):
     """Per thread, one batch size's buffers: each hidden layer's activation and error, the
-    output's rows, their losses, the batch's total weight and loss, and a gathered batch."""
+    output's rows and their losses, and a gathered batch."""
 
     def __init__(self) -> None:
         self.by_key: dict[tuple, dict[str, Any]] = {}
@@ -387,7 +387,6 @@ class _Batch(threading.local):
                 delta=[cp.empty((n, w), dtype) for w in hidden],
                 z=cp.empty((n, c), dtype),
                 losses=cp.empty((n,), dtype),
-                weight=cp.empty((1,), dtype),
                 X=cp.empty((n, d), dtype),
                 Y=cp.empty((n, c), dtype),
                 sw=cp.empty((n,), dtype),
@@ -447,7 +446,10 @@ class Step:
             return None
         if Y is not None and not (isinstance(Y, cp.ndarray) and Y.ndim == 2 and Y.dtype == dtype):
             return None
-        if sw is not None and not (isinstance(sw, cp.ndarray) and sw.dtype == dtype):
+        if sw is not None and not (
+            isinstance(sw, cp.ndarray) and sw.dtype == dtype and sw.ndim == 1
+            and sw.flags.c_contiguous
+        ):  # fmt: skip
             return None
         return dtype.name
 
