@@ -125,7 +125,7 @@ class CheckingLauncher(_kernels.Launcher):
         self, kernel: _kernels.Kernel, threads: int, args: tuple, dtype: str, *,
         labels: str | None = None, block: int = 256, shared_mem: int = 0,
     ) -> None:  # fmt: skip
-        cast = tuple(_kernels._argument(a, dtype) for a in args)
+        cast = self.arguments(kernel, args, dtype)
         arrays: dict[tuple, tuple[Any, np.ndarray]] = {}
         host_args = []
         for a in cast:

@@ -253,3 +253,34 @@ def test_cupys_fast_path_is_the_fused_step():
     step = _steps.FAST_PATHS["cupy"](target, None, _optim.Adam(0.01), "tanh", "softmax", 0.0, True)
     assert step.fast and step.batches is not None and step.passes is not None
     assert isinstance(step.function, _fused.Step)
+
+
+def test_every_kernels_twin_takes_the_kernels_arguments():
+    """A twin and its kernel read the same argument list (the stand-in calls the twin with
+    what the kernel would get)."""
+    import inspect
+
+    for kernel in _kernels.KERNELS.values():
+        twin = inspect.signature(kernel.twin).parameters
+        assert len(twin) == len(kernel.parameters()), kernel.name
+
+
+def test_scalars_reach_a_kernel_as_its_parameters_types():
+    """CuPy passes a scalar as its own bytes, so an integer setting (beta_1=0, momentum=1)
+    must reach a float parameter as a float: the launcher casts by the kernel's signature,
+    and refuses what does not fit."""
+    for opt in (_optim.Adam(0.01, beta_1=0, beta_2=1, epsilon=1), _optim.SGD(1, momentum=1)):
+        fused = launch_counts.cupy_step(opt, "tanh", "softmax", 0, True)
+        X, Y, _, params = _problem(32, (3, 4, 3), "float32")
+        lr = 0.01 if opt.rule()[0] == "adam" else 0.5
+        want, _, _ = fused.portable(params, opt.init(xnp, params).slots, X, Y, None, lr)
+        got, _, _ = fused(*_counted((params, opt.init(xnp, params).slots, X, Y, None)), lr)
+        _assert_same_params(got, want)
+    launch = _kernels.Launcher(launch_counts.STAND_IN)
+    z, b = np.zeros((2, 3)), np.zeros(3)
+    with pytest.raises(TypeError, match="takes 4 arguments, not 3"):
+        launch(_fused.ACTIVATIONS["tanh"].forward, 6, (z, b, 6), "float64")
+    with pytest.raises(TypeError, match="takes an integer where it was given 6.0"):
+        launch(_fused.ACTIVATIONS["tanh"].forward, 6, (z, b, 6.0, 3), "float64")
+    with pytest.raises(TypeError, match="takes an array"):
+        launch(_fused.ACTIVATIONS["tanh"].forward, 6, (z, 0.0, 6, 3), "float64")

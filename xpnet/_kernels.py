@@ -23,6 +23,8 @@ view's own pointer), floats as ``T`` and integers as ``long long``.
 from __future__ import annotations
 
 import contextlib
+import functools
+import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -59,6 +61,26 @@ class Kernel(NamedTuple):
     def function(self, dtype: str, labels: str | None = None) -> str:
         """The compiled function's name for float type ``dtype`` (and label type)."""
         return f"{self.name}_{dtype}" + ("" if labels is None else f"_{labels}")
+
+    @functools.cache  # noqa: B019 - kernels are declared once and live for the process
+    def parameters(self) -> tuple[str, ...]:
+        """Each parameter's kind, from the kernel's signature: ``"array"`` for a pointer,
+        ``"T"`` for a float, ``"long long"`` for an integer."""
+        match = re.search(rf"__global__ void {self.name}\((.*?)\)\s*{{", self.source, re.S)
+        if match is None:
+            raise ValueError(f"no signature for {self.name!r} in its source")
+        kinds = []
+        for parameter in match.group(1).split(","):
+            words = parameter.replace("*", " * ").split()[:-1]  # the name goes
+            if "*" in words:
+                kinds.append("array")
+            elif words in (["T"], ["const", "T"]):
+                kinds.append("T")
+            elif words in (["long", "long"], ["const", "long", "long"]):
+                kinds.append("long long")
+            else:
+                raise ValueError(f"{self.name}: a parameter of an unknown type: {parameter!r}")
+        return tuple(kinds)
 
     def code(self, dtype: str, labels: str | None = None) -> str:
         """The full CUDA source for ``dtype`` (and ``labels``), its function renamed."""
@@ -108,14 +130,22 @@ class Launcher:
         its floats cast to ``dtype`` and its integers to ``long long``; ``shared_mem`` bytes
         of dynamic shared memory a block."""
         key = (kernel.name, dtype, labels)
-        compiled = self._compiled.get(key)
-        if compiled is None:
+        found = self._compiled.get(key)
+        if found is None:
             code = kernel.code(dtype, labels)
             function = kernel.function(dtype, labels)
-            compiled = self._compiled[key] = self.cp.RawKernel(code, function, options=OPTIONS)
+            found = self._compiled[key] = (self.cp.RawKernel(code, function, options=OPTIONS),)
         grid = (max(1, -(-threads // block)),)
-        args = tuple(_argument(a, dtype) for a in args)
-        compiled(grid, (block,), args, shared_mem=shared_mem)
+        found[0](grid, (block,), self.arguments(kernel, args, dtype), shared_mem=shared_mem)
+
+    def arguments(self, kernel: Kernel, args: tuple, dtype: str) -> tuple:
+        """``args`` as ``kernel`` reads them: CuPy passes a scalar as its own bytes, so each
+        gets the width and kind of its parameter (an int64 read as a float is a denormal,
+        not the number); an argument that does not fit raises TypeError."""
+        kinds = kernel.parameters()
+        if len(args) != len(kinds):
+            raise TypeError(f"{kernel.name} takes {len(kinds)} arguments, not {len(args)}")
+        return tuple(_argument(a, kind, dtype, kernel.name) for a, kind in zip(args, kinds))
 
 
 def on_device_of(X: Any) -> Any:
@@ -125,14 +155,19 @@ def on_device_of(X: Any) -> Any:
     return device if hasattr(device, "__enter__") else contextlib.nullcontext()
 
 
-def _argument(a: Any, dtype: str) -> Any:
-    if isinstance(a, bool):
-        return np.int64(a)
-    if isinstance(a, (int, np.integer)):
-        return np.int64(a)
-    if isinstance(a, (float, np.floating)):
+def _argument(a: Any, kind: str, dtype: str, name: str) -> Any:
+    """``a`` as the kernel's parameter of ``kind`` reads it."""
+    if kind == "array":
+        if not hasattr(a, "shape"):
+            raise TypeError(f"{name} takes an array where it was given {a!r}")
+        return a
+    if not isinstance(a, (bool, int, float, np.bool_, np.integer, np.floating)):
+        raise TypeError(f"{name} takes a number where it was given {type(a).__name__}")
+    if kind == "T":
         return np.dtype(dtype).type(a)
-    return a
+    if isinstance(a, (float, np.floating)):
+        raise TypeError(f"{name} takes an integer where it was given {a!r}")
+    return np.int64(a)
 
 
 def block_sum(values: np.ndarray, block: int) -> np.ndarray:
