@@ -47,6 +47,7 @@ rounding.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import weakref
@@ -748,14 +749,17 @@ class TorchStep(Step):
         e.load(params, slots)
         eps = getattr(self.optimizer, "epsilon", 0.0)  # Adam's; unused by SGD
         rates = torch.stack((lrs, eps / lrs), 1)  # each batch's lr and eps / lr
-        for rows, rate in zip(index, rates, strict=True):
-            e.gather(X, Y, rows, rate)
-            if X.device.type != "cuda":
-                self._batch(e)
-            elif e.graph is not None:
-                e.graph.replay()
-            else:
-                e.graph = _captured(lambda: self._batch(e))
+        cuda = X.device.type == "cuda"
+        # a graph captures and replays on X's device, which need not be the current one
+        with torch.cuda.device(X.device) if cuda else contextlib.nullcontext():
+            for rows, rate in zip(index, rates, strict=True):
+                e.gather(X, Y, rows, rate)
+                if not cuda:
+                    self._batch(e)
+                elif e.graph is not None:
+                    e.graph.replay()
+                else:
+                    e.graph = _captured(lambda: self._batch(e), X.device)
         return e.result()
 
     def _epoch(self, layout: _Flat, n: int, X: Any, Y: Any, n_slots: int) -> _Epoch:
@@ -833,7 +837,9 @@ def _adam_in_place(opt: Any, e: _Epoch) -> None:
     import torch
 
     m, v = e.slots
-    if hasattr(torch, "_fused_adam_"):  # on CPUs too since torch 2.4
+    # on CPUs too since torch 2.4; on CUDA its kernel reads a tensor step size as float32
+    fused = e.theta.dtype == torch.float32 or e.theta.device.type != "cuda"
+    if fused and hasattr(torch, "_fused_adam_"):
         # torch's fused Adam divides by its own bias corrections 1 - beta^t: at a step count
         # t no run reaches they are 1 exactly, and the update is the one above
         torch._fused_adam_(
@@ -865,21 +871,23 @@ def _sgd_in_place(opt: Any, e: _Epoch) -> None:
 _IN_PLACE: dict[str, Callable] = {"sgd": _sgd_in_place, "adam": _adam_in_place}
 
 
-def _captured(step: Callable[[], None]) -> Any:
+def _captured(step: Callable[[], None], device: Any) -> Any:
     """``step`` run once, then captured as a CUDA graph to replay in its place.
 
-    The run is the warm-up torch asks for before a capture, on a side stream (it
-    sets up cuBLAS's workspace); a capture records the kernels without running them.
+    The run is the warm-up torch asks for before a capture, on a side stream of
+    ``device`` (it sets up cuBLAS's workspace); the capture, on that stream too,
+    records the kernels without running them.  Other threads' CUDA work may go on
+    meanwhile (``thread_local``): fits in threads each capture their own step.
     """
     import torch
 
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
+    side = torch.cuda.Stream(device=device)
+    side.wait_stream(torch.cuda.current_stream(device))
     with torch.cuda.stream(side):
         step()
-    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.current_stream(device).wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, stream=side, capture_error_mode="thread_local"):
         step()
     return graph
 
