@@ -376,7 +376,7 @@ class _Batch(threading.local):
         self.by_key: dict[tuple, dict[str, Any]] = {}
 
     def get(self, cp: Any, n: int, d: int, widths: tuple, dtype: Any) -> dict[str, Any]:
-        key = (n, d, widths, np.dtype(dtype).str)
+        key = (n, d, widths, np.dtype(dtype).str, _device_id(cp))
         found = self.by_key.get(key)
         if found is None:
             if len(self.by_key) > 8:  # a few batch sizes at most are in use at once
@@ -395,6 +395,13 @@ class _Batch(threading.local):
 
 
 _BATCH = _Batch()
+
+
+def _device_id(cp: Any) -> int | None:
+    """The current device (the arrays' own, see :func:`xpnet._kernels.on_device_of`): its
+    buffers are its own.  A stand-in has none."""
+    cuda = getattr(cp, "cuda", None)
+    return None if cuda is None else cuda.Device().id
 
 
 class _Run(NamedTuple):
@@ -462,7 +469,7 @@ class Step:
             run = self._run(params, slots, X)
             weight = self._weight(X, sw, dtype)
             loss = self.cp.empty((), X.dtype) if self.mean_gradients else None
-            total = self.cp.empty((1,), X.dtype) if self.mean_gradients else None
+            total = self.cp.zeros((1,), X.dtype) if self.mean_gradients else None
             self._step(run, X, Y, sw, weight, (None, lr), dtype, loss, total)
         return run.params, self._slots(run), loss
 
@@ -562,7 +569,7 @@ class Step:
 
     def _l2_per_entry(self, layout: _tree.Flat, dtype: Any) -> Any:
         """``l2`` on each weight and 0 on each bias, in one flat vector; kept per layout."""
-        key = (tuple(layout.slices), np.dtype(dtype).str)
+        key = (tuple(layout.slices), np.dtype(dtype).str, _device_id(self.cp))
         if key not in self._l2_of:
             host = np.zeros(layout.size, dtype)
             for begin, end in layout.weights():
