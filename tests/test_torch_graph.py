@@ -172,6 +172,57 @@ def test_a_batch_step_can_be_captured_as_a_cuda_graph(monkeypatch, fused):
     assert differ == ["index_select", "index_select", "copy_"]
 
 
+def test_a_run_of_the_articles_passes_can_be_captured_as_a_cuda_graph():
+    """The article's passes (plain gradient descent, full batch) replay one recorded pass:
+    every pass after the copy-in is the same operations on the same memory with the same
+    scalars, and none waits for the device."""
+    from sklearn.datasets import make_moons
+
+    X, y = make_moons(200, noise=0.20, random_state=0)
+    X, Y = TARGET.asarray(X), TARGET.asarray(np.eye(2)[y])
+    params = _target.moved(TARGET, _init.init_normal((2, 3, 2), 0), torch.float64)
+    step = _steps.step_for(TARGET, _optim.SGD(0.01), "tanh", "softmax", 0.01, False)
+    step.passes(params, (), X, Y, None, 0.01, 1)  # buffers made
+    operations = _recorded(lambda: step.passes(params, (), X, Y, None, 0.01, 3))
+    assert not {name for name, *_ in operations} & SYNCS
+    # each pass starts with the product of X and the first layer's weights
+    X_rows = ("tensor", X.data_ptr(), tuple(X.shape), X.stride(), X.dtype)
+    starts = [
+        i for i, (name, args, _) in enumerate(operations) if name == "mm" and args[0] == X_rows
+    ]
+    assert len(starts) == 3
+    passes = [operations[a:b] for a, b in zip(starts, [*starts[1:], len(operations)])]
+    # the first pass is recorded as it runs, and takes its views (X.T, W.T) on the way; the
+    # passes replayed, which a graph captures, are its kernels alone, alike
+    kernels = [op for op in passes[0] if op[0] not in {"permute", "view", "t", "slice"}]
+    assert len(passes[1]) > 10 and kernels == passes[1] == passes[2]
+
+
+@pytest.mark.parametrize("times", [0, 1, 2, 3, 50, 99, 100, 101, 999])
+def test_a_graph_of_passes_replays_every_pass_once(monkeypatch, times):
+    """On CUDA a run of passes is a warm-up, a graph replayed, and the passes left over:
+    as many as asked, counted here with a stand-in for the graph."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    from xpnet import _native
+
+    class Graph:
+        def __init__(self, run):
+            self.replay = run
+
+    def captured(run, device):
+        run()  # the warm-up runs; the capture records without running
+        return Graph(run)
+
+    monkeypatch.setattr(_native, "_captured", captured)
+    monkeypatch.setattr(torch.cuda, "device", lambda device: nullcontext())
+    done = []
+    X = SimpleNamespace(device=SimpleNamespace(type="cuda"))
+    _native._replay([(done.append, (1,))], times, X)
+    assert len(done) == times
+
+
 def test_an_epoch_without_sample_weights_is_one_call_to_the_fast_batches(monkeypatch):
     calls = []
     real = _train._epoch_in_one_call

@@ -42,7 +42,8 @@ torch's fused operations (``addmm`` with the L2 term, ``tanh_backward``, the
 fused Adam), updates them in place.  It reads only those buffers and fixed 0-d
 tensors (the step size), so on CUDA it is captured once as a CUDA graph and
 replayed; on a CPU it runs as it is.  Its numbers are the portable step's to
-rounding.
+rounding.  A run of the article's passes (one recorded pass, replayed) is captured
+likewise on CUDA, :data:`GRAPH_PASSES` passes to a graph.
 """
 
 from __future__ import annotations
@@ -486,9 +487,7 @@ class Step:
         if m > 0:
             self._gradients(k, views, theta, grad, layout.l2_of, X, Y, sw, scratch)
             self._update(k, theta, grad, moments, lr, scratch)
-        for _ in range(m - 1):
-            for operation, args in program:
-                operation(*args)
+        _replay(program, m - 1, X)
         return views.params, self._pack(layout, moments)
 
     def release(self) -> None:
@@ -616,6 +615,35 @@ def _adam(k: Kernels, opt: Any, theta, grad, moments, lr, scratch) -> None:
 
 #: Each optimizer's update, keyed by its rule's name (``optimizer.rule()[0]``).
 _UPDATES: dict[str, Callable] = {"sgd": _sgd, "adam": _adam}
+
+
+#: Passes a CUDA graph of the article's run holds: a few dozen kernels each.
+GRAPH_PASSES = 50
+
+
+def _replay(program: list, times: int, X: Any) -> None:
+    """The recorded pass ``program`` run ``times`` more times.  On CUDA a run of passes is
+    captured as a graph (after the same passes as a warm-up) and replayed, a launch for
+    :data:`GRAPH_PASSES` passes; the passes left over run as they are."""
+
+    def run(passes: int) -> None:
+        for _ in range(passes):
+            for operation, args in program:
+                operation(*args)
+
+    device = getattr(X, "device", None)
+    per = min(GRAPH_PASSES, times // 2)  # a warm-up, then at least one replay
+    if getattr(device, "type", None) != "cuda" or per < 1:
+        run(times)
+        return
+    import torch
+
+    with torch.cuda.device(device):
+        graph = _captured(lambda: run(per), device)
+        left = times - per
+        for _ in range(left // per):
+            graph.replay()
+        run(left % per)
 
 
 def _recording(k: Kernels, program: list) -> Kernels:
