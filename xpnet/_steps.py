@@ -12,7 +12,8 @@ recorded and replayed pass on a fast path), buffers to release at the end of a
 run, and whether it is a fast path.  The portable step, written once against
 the Array API (:mod:`xpnet._network`, :mod:`xpnet._optim`), is the reference;
 :data:`FAST_PATHS` holds, per backend, a step with the same contract and the
-same numbers (:mod:`xpnet._native`; tests hold each to the portable one).
+same numbers (:mod:`xpnet._native` for NumPy and torch, :mod:`xpnet._fused` for CuPy;
+tests hold each to the portable one).
 """
 
 from __future__ import annotations
