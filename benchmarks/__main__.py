@@ -59,7 +59,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--only",
         default=",".join(SECTIONS),
         metavar="LIST",
-        help=f"comma-separated sections among {', '.join(SECTIONS)} (default: all)",
+        help=f"comma-separated sections among {', '.join(SECTIONS)}, run in that order "
+        "(default: all)",
     )
     parser.add_argument("--rounds", type=int, help="timed rounds of w1, w2, sweep and gpu")
     parser.add_argument("--import-rounds", type=int, help="fresh interpreters per import row")
@@ -76,7 +77,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     unknown = sorted(set(chosen) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose among {', '.join(SECTIONS)}")
-    args.sections = [s for s in SECTIONS if s in chosen]
+    args.sections = list(dict.fromkeys(chosen))  # in the order asked: the first come first
     quick = args.quick
     defaults = dict(
         rounds=1 if quick else 3,
@@ -167,30 +168,35 @@ def main(argv: list[str] | None = None) -> int:
         tables.append(table)
         contention = Contention()
 
-    if "w1" in args.sections:
-        show(w1.run(args.w1_epochs, args.rounds))
-    if "w2" in args.sections or "memory" in args.sections:
-        w2_data = w2.make_data(args.w2_rows)
-        if "w2" in args.sections:
-            for dtype in ("float32", "float64"):
-                show(w2.run_times(*w2_data, dtype, args.rounds))
-        if "memory" in args.sections:
-            dtypes = ["float32"] if args.quick else ["float32", "float64"]
-            show(w2.run_memory(*w2_data, dtypes, ["tracemalloc", "rss"]))
-        del w2_data
-    if "sweep" in args.sections:
-        show(sweep.run(args.sweep_epochs, args.rounds))
-    if "import" in args.sections:
-        show(imports.run(args.import_rounds))
-    if "gpu" in args.sections:
-        for table in gpu.run(args.w1_epochs, args.gpu_rows, args.rounds):
-            show(table)
-    if "dask" in args.sections:
-        show(dask_rows.run(args.dask_rows))
-    if "launches" in args.sections:
-        show(launches.run())
-    if "paths" in args.sections:
-        for table in gpu_paths.run(min(args.w1_epochs, 2000), args.gpu_rows, args.rounds):
+    made: dict[str, tuple] = {}
+
+    def w2_data() -> tuple:  # made once, for w2 and memory both
+        if "w2" not in made:
+            made["w2"] = w2.make_data(args.w2_rows)
+        return made["w2"]
+
+    # each section's tables, made as they are shown (generators) or all at once (lists)
+    sections = {
+        "w1": lambda: [w1.run(args.w1_epochs, args.rounds)],
+        "w2": lambda: (
+            w2.run_times(*w2_data(), dtype, args.rounds) for dtype in ("float32", "float64")
+        ),
+        "memory": lambda: [
+            w2.run_memory(
+                *w2_data(),
+                ["float32"] if args.quick else ["float32", "float64"],
+                ["tracemalloc", "rss"],
+            )
+        ],  # fmt: skip
+        "sweep": lambda: [sweep.run(args.sweep_epochs, args.rounds)],
+        "import": lambda: [imports.run(args.import_rounds)],
+        "gpu": lambda: gpu.run(args.w1_epochs, args.gpu_rows, args.rounds),
+        "dask": lambda: [dask_rows.run(args.dask_rows)],
+        "launches": lambda: [launches.run()],
+        "paths": lambda: gpu_paths.run(min(args.w1_epochs, 2000), args.gpu_rows, args.rounds),
+    }
+    for section in args.sections:
+        for table in sections[section]():
             show(table)
     elapsed = time.perf_counter() - started
     print(f"\n(total {elapsed:.0f} s)")

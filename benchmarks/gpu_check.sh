@@ -28,13 +28,14 @@
 #   2. XPNET_TEST_BACKEND=cupy  python -m pytest   (at most $XPNET_GPU_CUPY_S, default 120 s)
 #   3. XPNET_TEST_BACKEND=torch python -m pytest   (at most $XPNET_GPU_TORCH_S, default 120 s;
 #      the tests' torch device is CUDA whenever torch sees one)
-#   4. python -m benchmarks --only gpu,launches,paths --rounds 2  (the time left, near 190 s:
-#      gpu: W1 on CuPy, torch-CUDA and JAX-GPU against NumPy; where a CuPy pass spends its
-#      time; W2 on 2,000,000 rows against a cuBLAS peak; launches: the launches counted on
-#      the CPU; paths (meant to take under 90 s, not yet timed on a GPU): every fused CuPy
-#      kernel checked against its NumPy twin on the device, the launches measured by
-#      torch.profiler and the host against the device time by cupyx.profiler, W1 and W2 on
-#      CuPy's fused and portable steps and torch-CUDA's fast and portable steps side by side).
+#   4. python -m benchmarks --only paths,launches,gpu --rounds 2  (the time left, near 190 s,
+#      sections in that order, so that the one never run on a device comes first:
+#      paths (meant to take under 90 s, not yet timed on a GPU): every fused CuPy kernel
+#      checked against its NumPy twin on the device, the launches measured by torch.profiler
+#      and the host against the device time by cupyx.profiler, W1 and W2 on CuPy's fused and
+#      portable steps and torch-CUDA's fast and portable steps side by side; launches: the
+#      launches counted on the CPU; gpu: W1 on CuPy, torch-CUDA and JAX-GPU against NumPy;
+#      where a CuPy pass spends its time; W2 on 2,000,000 rows against a cuBLAS peak).
 # The suites had 140 s each before the paths section came; 120 s leaves it its time.
 # If step 4 is stopped at its budget, the report shows the end of its log, where the tables
 # printed so far are.
@@ -50,7 +51,7 @@
 #
 # --cpu runs every step even without a CUDA device (the CuPy suite then skips its backend
 # tests, torch runs on the CPU, the benchmarks run $XPNET_GPU_BENCH_ARGS, by default
-# --quick --only w1,gpu,paths, where paths checks the kernels through a CPU stand-in and
+# --quick --only paths,w1,gpu, where paths checks the kernels through a CPU stand-in and
 # sets the CPU's paths side by side): a check of this script's plumbing on any machine.
 #
 # Exit status: 0 when every step that ran passed (or no device was found), 1 otherwise.
@@ -287,9 +288,9 @@ run_tests torch "${XPNET_GPU_TORCH_S:-120}"
 
 # -- 4. the GPU benchmarks --------------------------------------------------------------
 if (( NDEV == 0 )); then
-  read -r -a BENCH <<< "${XPNET_GPU_BENCH_ARGS:---quick --only w1,gpu,paths}"
+  read -r -a BENCH <<< "${XPNET_GPU_BENCH_ARGS:---quick --only paths,w1,gpu}"
 else
-  read -r -a BENCH <<< "--only gpu,launches,paths ${XPNET_GPU_BENCH_ARGS:---rounds 2}"
+  read -r -a BENCH <<< "--only paths,launches,gpu ${XPNET_GPU_BENCH_ARGS:---rounds 2}"
 fi
 secs=$(budget 0)
 echo "benchmarks ${BENCH[*]} (at most ${secs} s) ..."
