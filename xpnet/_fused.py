@@ -39,6 +39,7 @@ import numpy as np
 
 from . import _kernels, _tiny, _tree
 from ._kernels import Kernel, declare
+from ._network import logistic
 
 # -- the kernels ----------------------------------------------------------------------------
 _INDEX = "long long i = blockDim.x * (long long)blockIdx.x + threadIdx.x;"
@@ -108,10 +109,7 @@ def _sloped(twin: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable:
 
 
 def _logistic(x: np.ndarray) -> np.ndarray:
-    """``_network.logistic``'s arithmetic: ``e = exp(-|x|)``, ``r = 1 / (1 + e)``."""
-    e = np.exp(-np.abs(x))
-    r = 1.0 / (1.0 + e)
-    return np.where(x > 0, r, e * r)
+    return logistic(np, x)  # _network's arithmetic, which the kernels' C below follows
 
 
 _LOGISTIC_C = "T e = exp(-fabs(x)); T r = T(1) / (T(1) + e); z[i] = x > T(0) ? r : e * r;"
@@ -206,11 +204,6 @@ def _output_twin(function: Callable, loss: Callable) -> Callable:
     return run
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - np.max(z, axis=-1, keepdims=True))
-    return e / _kernels.row_sum(e)[:, None]
-
-
 OUTPUTS: dict[str, Kernel] = {
     "softmax": _output_kernel(
         "xpnet_out_softmax",
@@ -222,7 +215,9 @@ OUTPUTS: dict[str, Kernel] = {
     for (long long j = 0; j < c; j++) x[j] = x[j] / s;
 """,
         "row_sum([&](long long j) { T p = x[j]; " + _CLIP_C + " return -y[j] * log(q); }, 0, c)",
-        _output_twin(_softmax, lambda p, Y, eps: _kernels.row_sum(-Y * np.log(_clip(p, eps)))),
+        _output_twin(
+            _kernels.softmax_rows, lambda p, Y, eps: _kernels.row_sum(-Y * np.log(_clip(p, eps)))
+        ),
     ),
     "logistic": _output_kernel(
         "xpnet_out_logistic",

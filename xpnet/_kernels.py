@@ -252,3 +252,10 @@ def row_sum(v: np.ndarray, begin: int = 0, n: int | None = None) -> np.ndarray:
     half = n // 2
     half -= half % 8
     return row_sum(v, begin, half) + row_sum(v, begin + half, n - half)
+
+
+def softmax_rows(z: np.ndarray) -> np.ndarray:
+    """The softmax of each row as the CUDA kernels take it (the twin of their softmax):
+    ``exp(z - max)``, divided by its :func:`row_sum`."""
+    e = np.exp(z - np.max(z, axis=-1, keepdims=True))
+    return e / row_sum(e)[:, None]

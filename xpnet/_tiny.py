@@ -206,16 +206,10 @@ def _forward(params: list, X: np.ndarray, activation: str) -> list[np.ndarray]:
     return layers
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    """``xpnet_out_softmax``'s arithmetic (and so the kernel's)."""
-    e = np.exp(z - np.max(z, axis=-1, keepdims=True))
-    return e / _kernels.row_sum(e)[:, None]
-
-
 _OUTPUTS = {
     "identity": lambda z: z,
     "logistic": lambda z: _network.logistic(np, z),
-    "softmax": _softmax,
+    "softmax": _kernels.softmax_rows,
 }
 
 
